@@ -1,0 +1,222 @@
+/*
+** api.c — the profiler's life cycle: new, start, stop, reset, and the
+** public C API of sprof.h on top of it.
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "../report/report.h"
+#include "profiler.h"
+#include "sprof.h"
+
+
+static const char *fail (Profiler *P, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(P->error, sizeof P->error, fmt, ap);
+  va_end(ap);
+  return P->error;
+}
+
+
+sprof_Profiler *sprof_new (double interval, const char *clock,
+                           const char **error) {
+  Profiler *P;
+  ClockKind kind;
+  if (!(interval > 0) || interval > 60) {  /* also rejects NaN */
+    *error = "sprof: interval must be a number of seconds above 0 "
+             "and at most 60 (e.g. 0.001)";
+    return NULL;
+  }
+  if (interval < 1e-5) {
+    *error = "sprof: interval below 0.00001 s (10 us) is not supported";
+    return NULL;
+  }
+  if (clock == NULL || strcmp(clock, "wall") == 0) kind = CLOCK_KIND_WALL;
+  else if (strcmp(clock, "cpu") == 0) kind = CLOCK_KIND_CPU;
+  else {
+    *error = "sprof: unknown clock (use \"wall\" or \"cpu\")";
+    return NULL;
+  }
+  P = calloc(1, sizeof *P);
+  if (P == NULL || !session_init(&P->session)) {
+    free(P);
+    *error = "sprof: out of memory";
+    return NULL;
+  }
+  P->interval = P->session.interval = interval;
+  P->clock = P->session.clock = kind;
+  P->stat_fd = -1;
+  return P;
+}
+
+
+void sprof_free (sprof_Profiler *P) {
+  if (P == NULL) return;
+  if (P->running) sprof_stop(P);
+  capture_free_cnames(P);
+  session_free(&P->session);
+  free(P);
+}
+
+
+int sprof_running (const sprof_Profiler *P) {
+  return P->running;
+}
+
+
+static double unix_time (void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+
+const char *sprof_start (sprof_Profiler *P, lua_State *L) {
+  int err;
+  if (P->running)
+    return fail(P, "sprof: start() called on a running profiler; "
+                   "call stop() first");
+  P->L = L;
+  P->tid = profile_gettid();
+  P->chained_hook = NULL;
+  P->chained_mask = P->chained_count = 0;
+  atomic_store(&P->pending, 0);
+  P->in_hook = 0;
+  capture_learn_cnames(P, L);
+  err = profile_register(P);
+  if (err == EBUSY)
+    return fail(P, "sprof: another profiler is already running in this "
+                   "thread; stop it first");
+  if (err != 0)
+    return fail(P, "sprof: cannot install the profiling signal handler: %s",
+                strerror(err));
+  if (P->session.samples == 0 && P->session.duration_ns == 0)
+    P->session.start_time = unix_time();
+  P->run_wall_ns = capture_now(CLOCK_KIND_WALL);
+  P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
+  P->last_ns = capture_now(P->clock);
+  P->running = 1;
+  err = profile_timer_start(P);
+  if (err != 0) {
+    P->running = 0;
+    profile_unregister(P);
+    return fail(P, "sprof: cannot start the sampling timer: %s",
+                strerror(err));
+  }
+  return NULL;
+}
+
+
+/*
+** Stops sampling. The time since the last sample is recorded against the
+** stack of L from 'level' (the code that called stop), so the samples add
+** up to the whole run; L may be NULL when no Lua code is running.
+*/
+const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
+  Session *S = &P->session;
+  if (!P->running)
+    return fail(P, "sprof: stop() called but the profiler is not running; "
+                   "call start() first");
+  if (profile_gettid() != P->tid)
+    return fail(P, "sprof: stop() must be called from the thread that "
+                   "called start()");
+  profile_timer_stop(P);
+  profile_unregister(P);
+  capture_disarm(P);
+  P->running = 0;
+  if (L != NULL) capture_record(P, L, level);
+  else {
+    int none = 0;
+    uint64_t now = capture_now(P->clock);
+    session_add_stack(S, &none, 0, now - P->last_ns, 1);
+  }
+  S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
+  S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
+  S->overhead_ns = P->handler_ns + P->hook_ns;
+  S->sampler_ns = P->sampler_cpu_ns;
+  return NULL;
+}
+
+
+const char *sprof_stop (sprof_Profiler *P) {
+  return profiler_stop_from(P, P->running ? P->L : NULL, 0);
+}
+
+
+void sprof_reset (sprof_Profiler *P) {
+  session_clear(&P->session);
+  P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
+  if (P->running) {
+    P->session.start_time = unix_time();
+    P->run_wall_ns = capture_now(CLOCK_KIND_WALL);
+    P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
+    P->last_ns = capture_now(P->clock);
+  }
+}
+
+
+void sprof_set_program (sprof_Profiler *P, const char *program) {
+  session_set_program(&P->session, program);
+}
+
+
+char *sprof_render (sprof_Profiler *P, const char *format,
+                    const sprof_RenderOptions *options, size_t *len,
+                    const char **error) {
+  Buf out;
+  RenderOptions ro = report_default_options();
+  if (options != NULL) {
+    ro.show_all = options->show_all;
+    ro.color = options->color;
+    if (options->threshold >= 0) ro.threshold = options->threshold;
+  }
+  buf_init(&out);
+  if (!report_render(&P->session, format, &ro, &out)) {
+    buf_free(&out);
+    *error = fail(P, "sprof: unknown format '%s' (use %s)", format,
+                  report_formats());
+    return NULL;
+  }
+  if (out.failed) {
+    buf_free(&out);
+    *error = fail(P, "sprof: out of memory while rendering");
+    return NULL;
+  }
+  if (len) *len = out.len;
+  return out.data ? out.data : calloc(1, 1);
+}
+
+
+const char *sprof_write (sprof_Profiler *P, const char *path,
+                         const char *format,
+                         const sprof_RenderOptions *options) {
+  const char *error = NULL;
+  size_t len;
+  char *text = sprof_render(P, format, options, &len, &error);
+  FILE *f;
+  if (text == NULL) return error;
+  f = fopen(path, "wb");
+  if (f == NULL) {
+    free(text);
+    return fail(P, "sprof: cannot write '%s': %s", path, strerror(errno));
+  }
+  if (fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+    free(text);
+    return fail(P, "sprof: cannot write '%s': %s", path, strerror(errno));
+  }
+  free(text);
+  return NULL;
+}
+
+
+const char *sprof_load (sprof_Profiler *P, const char *path) {
+  char why[200];
+  if (!report_load_json_file(&P->session, path, why, sizeof why))
+    return fail(P, "sprof: cannot load '%s': %s", path, why);
+  return NULL;
+}

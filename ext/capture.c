@@ -1,0 +1,220 @@
+/*
+** capture.c — taking a sample: the signal handler only marks a sample as
+** due and arms the Lua hook; the hook, at the next safe point, walks the Lua
+** stack, adds it to the call tree with its weight, and disarms itself.
+** Between samples nothing of ours runs.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "profiler.h"
+
+#define OUR_MASK (LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT)
+#define UNNAMED_C "(C function)"
+
+
+uint64_t capture_now (ClockKind clock) {
+  struct timespec ts;
+  clock_gettime(clock == CLOCK_KIND_CPU ? CLOCK_THREAD_CPUTIME_ID
+                                        : CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+
+/*
+** Arms the hook on the profiled thread so that it fires at the very next
+** instruction, call or return. Called from the signal handler (and from
+** the sampler thread while the profiled thread is blocked), so it only
+** reads hook fields and calls lua_sethook, as lua.c does on Ctrl-C.
+** A hook that is not ours was set by the program since we last looked:
+** it becomes the chained hook.
+*/
+void capture_arm (Profiler *P) {
+  lua_State *L = P->L;
+  lua_Hook current = lua_gethook(L);
+  if (current != capture_hook) {
+    P->chained_hook = current;
+    P->chained_mask = current ? lua_gethookmask(L) : 0;
+    P->chained_count = lua_gethookcount(L);
+    P->chained_left = P->chained_count;
+  }
+  lua_sethook(L, capture_hook, P->chained_mask | OUR_MASK, 1);
+}
+
+
+/* Puts the chained hook back (or none), if ours is the one installed. */
+void capture_disarm (Profiler *P) {
+  if (lua_gethook(P->L) == capture_hook)
+    lua_sethook(P->L, P->chained_hook, P->chained_mask, P->chained_count);
+}
+
+
+/* ------------------------------------------------------- frame naming */
+
+/*
+** C functions have no name of their own; the name a call site used
+** ("rep", "for iterator") is poor. package.loaded knows them as
+** "string.rep", "table.sort", "print": learn those names at start.
+*/
+static void learn_module (Profiler *P, lua_State *L, const char *module) {
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+      lua_CFunction fn = lua_tocfunction(L, -1);
+      uint64_t key = (uint64_t)(uintptr_t)fn;
+      int is_global = strcmp(module, "_G") == 0;
+      int known = fn ? map_get(&P->cnames, key) : 0;
+      if (fn && (known < 0 || is_global)) {
+        char **list = realloc(P->cname_list,
+                              (size_t)(P->ncnames + 1) * sizeof *list);
+        const char *field = lua_tostring(L, -2);
+        if (list == NULL) { lua_pop(L, 2); return; }
+        P->cname_list = list;
+        lua_pushfstring(L, is_global ? "%s%s" : "%s.%s",
+                        is_global ? "" : module, field);
+        list[P->ncnames] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (list[P->ncnames] && map_put(&P->cnames, key, P->ncnames))
+          P->ncnames++;
+      }
+    }
+    lua_pop(L, 1);
+  }
+}
+
+
+void capture_learn_cnames (Profiler *P, lua_State *L) {
+  if (P->cnames.keys == NULL && !map_init(&P->cnames, 512)) return;
+  lua_checkstack(L, 8);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "_G");   /* globals first: "print", not "_G.print" */
+  if (lua_istable(L, -1)) learn_module(P, L, "_G");
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)
+        && strcmp(lua_tostring(L, -2), "_G") != 0)
+      learn_module(P, L, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+
+void capture_free_cnames (Profiler *P) {
+  int i;
+  for (i = 0; i < P->ncnames; i++) free(P->cname_list[i]);
+  free(P->cname_list);
+  P->cname_list = NULL;
+  P->ncnames = 0;
+  map_free(&P->cnames);
+}
+
+
+static const char *source_name (lua_Debug *d) {
+  if (d->source[0] == '@' || d->source[0] == '=') return d->source + 1;
+  return d->short_src;  /* a chunk loaded from a string */
+}
+
+
+static int frame_of (Profiler *P, lua_State *L, lua_Debug *d) {
+  Session *S = &P->session;
+  lua_getinfo(L, "Sn", d);
+  if (d->what[0] == 'C') {
+    lua_CFunction fn;
+    int i;
+    lua_getinfo(L, "f", d);
+    fn = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    i = P->cnames.keys ? map_get(&P->cnames, (uint64_t)(uintptr_t)fn) : -1;
+    return session_frame(S, FRAME_C,
+                         i >= 0 ? P->cname_list[i]
+                                : d->name ? d->name : UNNAMED_C,
+                         "[C]", 0, (const void *)fn);
+  }
+  return session_frame(S, FRAME_LUA,
+                       d->what[0] == 'm' ? "(main chunk)"
+                                         : d->name ? d->name : "(anonymous)",
+                       source_name(d), d->linedefined, NULL);
+}
+
+
+/*
+** Records the Lua stack of L from 'level' outwards, weighted by the time
+** since the previous sample, so a sample that comes late (the hook waited
+** for a long C function to return) still counts all the time it stands for.
+*/
+void capture_record (Profiler *P, lua_State *L, int level) {
+  Session *S = &P->session;
+  uint64_t now = capture_now(P->clock);
+  uint64_t weight = now > P->last_ns ? now - P->last_ns : 0;
+  lua_Debug d;
+  int n = 0, i, j;
+  P->last_ns = now;
+  while (n < SPROF_MAX_DEPTH && lua_getstack(L, level, &d)) {
+    int f = frame_of(P, L, &d);
+    if (f >= 0) P->stack[n++] = f;
+    level++;
+  }
+  if (n == SPROF_MAX_DEPTH && lua_getstack(L, level, &d)) {
+    int f = session_frame(S, FRAME_PSEUDO, "[truncated]", "", 0, NULL);
+    if (f >= 0) P->stack[n++] = f;
+  }
+  /* the host's own entry (lua.c's pmain) is a nameless C function at the
+     bottom of the stack: the program starts above it */
+  while (n > 0 && S->frames[P->stack[n - 1]].kind == FRAME_C
+         && strcmp(S->frames[P->stack[n - 1]].name, UNNAMED_C) == 0)
+    n--;
+  for (i = 0, j = n - 1; i < j; i++, j--) {  /* root first */
+    int t = P->stack[i];
+    P->stack[i] = P->stack[j];
+    P->stack[j] = t;
+  }
+  session_add_stack(S, P->stack, n, weight, 1);
+}
+
+
+/* Hands the event on to the hook that was there before ours. */
+static void forward (Profiler *P, lua_State *L, lua_Debug *ar) {
+  int event_mask = ar->event == LUA_HOOKTAILCALL ? LUA_MASKCALL
+                                                 : 1 << ar->event;
+  if (P->chained_hook == NULL || !(P->chained_mask & event_mask)) return;
+  if (ar->event == LUA_HOOKCOUNT) {
+    if (--P->chained_left > 0) return;
+    P->chained_left = P->chained_count;
+  }
+  P->chained_hook(L, ar);
+}
+
+
+/*
+** The hook. At a call event the callee has not started yet: the sample
+** belongs to its caller, so level 0 is skipped. At a return event the
+** returning function is still on the stack and is the one that ran.
+*/
+void capture_hook (lua_State *L, lua_Debug *ar) {
+  Profiler *P = profile_of_thread(profile_gettid());
+  uint64_t t0;
+  if (P == NULL) {  /* left armed by a profiler that has stopped */
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (P->L != L) {  /* a coroutine created while armed inherited the hook */
+    lua_sethook(L, P->chained_hook, P->chained_mask, P->chained_count);
+    forward(P, L, ar);
+    return;
+  }
+  t0 = capture_now(CLOCK_KIND_WALL);
+  P->in_hook = 1;
+  if (atomic_exchange(&P->pending, 0)) {
+    int skip = ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL;
+    capture_record(P, L, skip);
+  }
+  capture_disarm(P);
+  P->in_hook = 0;
+  P->hook_ns += capture_now(CLOCK_KIND_WALL) - t0;
+  forward(P, L, ar);  /* last: it may raise an error */
+}

@@ -1,0 +1,315 @@
+/*
+** lsprof.c — the Lua module: require "sprof".
+**
+**   local p = sprof.new{ interval = 0.001, clock = "wall" }
+**   p:start() ... p:stop()
+**   p:print(); p:output_text(); p:output("collapsed"); p:write(path, format)
+**   sprof.profile(fn, ...) --> p, results of fn
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "profiler.h"
+#include "sprof.h"
+
+#define PROFILER_MT "sprof.Profiler"
+
+
+static Profiler *check_profiler (lua_State *L) {
+  Profiler **box = luaL_checkudata(L, 1, PROFILER_MT);
+  if (*box == NULL) luaL_error(L, "sprof: profiler already freed");
+  return *box;
+}
+
+
+static double opt_number (lua_State *L, int t, const char *key, double def) {
+  double v = def;
+  if (lua_getfield(L, t, key) != LUA_TNIL) {
+    if (!lua_isnumber(L, -1))
+      luaL_error(L, "sprof: option '%s' must be a number, got %s", key,
+                 luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+
+static void check_keys (lua_State *L, int t, const char *const known[]) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int i, ok = 0;
+    if (lua_type(L, -2) == LUA_TSTRING)
+      for (i = 0; known[i]; i++)
+        if (strcmp(lua_tostring(L, -2), known[i]) == 0) ok = 1;
+    if (!ok) {
+      lua_pop(L, 1);
+      luaL_error(L, "sprof: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+  }
+}
+
+
+static int l_new (lua_State *L) {
+  static const char *const known[] = {"interval", "clock", NULL};
+  double interval = 0.001;
+  const char *clock = "wall", *error = NULL;
+  Profiler **box;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    check_keys(L, 1, known);
+    interval = opt_number(L, 1, "interval", interval);
+    if (lua_getfield(L, 1, "clock") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "sprof: option 'clock' must be \"wall\" or \"cpu\"");
+      clock = lua_tostring(L, -1);
+    }
+  }
+  box = lua_newuserdatauv(L, sizeof *box, 1);  /* uservalue: the thread */
+  *box = NULL;
+  luaL_setmetatable(L, PROFILER_MT);
+  *box = sprof_new(interval, clock, &error);
+  if (*box == NULL) return luaL_error(L, "%s", error);
+  return 1;
+}
+
+
+static int l_start (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  const char *error = sprof_start(P, L);
+  if (error) return luaL_error(L, "%s", error);
+  lua_pushthread(L);            /* keep the sampled thread alive */
+  lua_setiuservalue(L, 1, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+
+static int l_stop (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  const char *error = profiler_stop_from(P, L, 1);  /* 1: not stop itself */
+  if (error) return luaL_error(L, "%s", error);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+
+static int l_reset (lua_State *L) {
+  sprof_reset(check_profiler(L));
+  lua_settop(L, 1);
+  return 1;
+}
+
+
+static int l_running (lua_State *L) {
+  lua_pushboolean(L, sprof_running(check_profiler(L)));
+  return 1;
+}
+
+
+static sprof_RenderOptions render_options (lua_State *L, int t, int color) {
+  static const char *const known[] = {"show_all", "color", "threshold", NULL};
+  sprof_RenderOptions o;
+  o.show_all = 0;
+  o.color = color;
+  o.threshold = -1;  /* the default */
+  if (lua_isnoneornil(L, t)) return o;
+  luaL_checktype(L, t, LUA_TTABLE);
+  check_keys(L, t, known);
+  lua_getfield(L, t, "show_all");
+  o.show_all = lua_toboolean(L, -1);
+  if (lua_getfield(L, t, "color") != LUA_TNIL) o.color = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  o.threshold = opt_number(L, t, "threshold", -1);
+  return o;
+}
+
+
+static int push_render (lua_State *L, Profiler *P, const char *format,
+                        const sprof_RenderOptions *o) {
+  const char *error = NULL;
+  size_t len;
+  char *text = sprof_render(P, format, o, &len, &error);
+  if (text == NULL) return luaL_error(L, "%s", error);
+  lua_pushlstring(L, text, len);
+  free(text);
+  return 1;
+}
+
+
+static int l_output (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  const char *format = luaL_optstring(L, 2, "text");
+  sprof_RenderOptions o = render_options(L, 3, 0);
+  return push_render(L, P, format, &o);
+}
+
+
+static int l_output_text (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  sprof_RenderOptions o = render_options(L, 2, 0);
+  return push_render(L, P, "text", &o);
+}
+
+
+static int stdout_wants_color (void) {
+  const char *term = getenv("TERM");
+  return isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL
+         && term != NULL && strcmp(term, "dumb") != 0;
+}
+
+
+static int l_print (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  sprof_RenderOptions o = render_options(L, 2, stdout_wants_color());
+  size_t len;
+  const char *text;
+  push_render(L, P, "text", &o);
+  text = lua_tolstring(L, -1, &len);
+  fwrite(text, 1, len, stdout);
+  fflush(stdout);
+  lua_settop(L, 1);
+  return 1;
+}
+
+
+static int l_write (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  const char *path = luaL_checkstring(L, 2);
+  const char *format = luaL_optstring(L, 3, "text");
+  sprof_RenderOptions o = render_options(L, 4, 0);
+  const char *error = sprof_write(P, path, format, &o);
+  if (error) return luaL_error(L, "%s", error);
+  lua_settop(L, 1);
+  return 1;
+}
+
+
+static int l_info (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  const Session *S = &P->session;
+  lua_createtable(L, 0, 8);
+  lua_pushnumber(L, S->duration_ns / 1e9);
+  lua_setfield(L, -2, "duration");
+  lua_pushnumber(L, S->cpu_ns / 1e9);
+  lua_setfield(L, -2, "cpu_time");
+  lua_pushinteger(L, (lua_Integer)S->samples);
+  lua_setfield(L, -2, "samples");
+  lua_pushnumber(L, S->weight_ns / 1e9);
+  lua_setfield(L, -2, "sampled_time");
+  lua_pushnumber(L, S->overhead_ns / 1e9);
+  lua_setfield(L, -2, "overhead");
+  lua_pushnumber(L, P->interval);
+  lua_setfield(L, -2, "interval");
+  lua_pushstring(L, P->clock == CLOCK_KIND_CPU ? "cpu" : "wall");
+  lua_setfield(L, -2, "clock");
+  lua_pushinteger(L, S->nframes);
+  lua_setfield(L, -2, "frames");
+  lua_pushinteger(L, S->nnodes - 1);
+  lua_setfield(L, -2, "nodes");
+  return 1;
+}
+
+
+static int l_load (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  const char *error = sprof_load(P, luaL_checkstring(L, 2));
+  if (error) return luaL_error(L, "%s", error);
+  lua_settop(L, 1);
+  return 1;
+}
+
+
+/* __close and the end of sprof.profile: stop if still running. */
+static int l_close (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  if (P->running) profiler_stop_from(P, L, 1);
+  return 0;
+}
+
+
+static int l_gc (lua_State *L) {
+  Profiler **box = luaL_checkudata(L, 1, PROFILER_MT);
+  sprof_free(*box);  /* stops it first if it still runs */
+  *box = NULL;
+  return 0;
+}
+
+
+static int l_tostring (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  lua_pushfstring(L, "sprof.Profiler (%s, %d samples)",
+                  P->running ? "running" : "stopped", (int)P->session.samples);
+  return 1;
+}
+
+
+/*
+** sprof.profile(fn, ...): runs fn under a new profiler, returns it and
+** fn's results. The profiler is a to-be-closed value, so an error in fn
+** stops it and goes on unchanged, with its original traceback.
+*/
+static int l_profile (lua_State *L) {
+  int nargs = lua_gettop(L) - 1;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushcfunction(L, l_new);
+  lua_call(L, 0, 1);
+  lua_pushcfunction(L, l_start);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  lua_insert(L, 1);          /* profiler, fn, args... */
+  lua_toclose(L, 1);
+  lua_call(L, nargs, LUA_MULTRET);
+  return lua_gettop(L);      /* closing slot 1 on return stops it */
+}
+
+
+static const luaL_Reg profiler_methods[] = {
+  {"start", l_start},
+  {"stop", l_stop},
+  {"reset", l_reset},
+  {"running", l_running},
+  {"print", l_print},
+  {"output_text", l_output_text},
+  {"output", l_output},
+  {"write", l_write},
+  {"info", l_info},
+  {"load", l_load},
+  {NULL, NULL}
+};
+
+static const luaL_Reg profiler_meta[] = {
+  {"__gc", l_gc},
+  {"__close", l_close},
+  {"__tostring", l_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg module_functions[] = {
+  {"new", l_new},
+  {"profile", l_profile},
+  {NULL, NULL}
+};
+
+
+__attribute__((visibility("default")))
+int luaopen_sprof (lua_State *L) {
+  if (luaL_newmetatable(L, PROFILER_MT)) {
+    luaL_setfuncs(L, profiler_meta, 0);
+    luaL_newlib(L, profiler_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, module_functions);
+  lua_pushliteral(L, SPROF_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,79 @@
+/*
+** profiler.h — the state of one profiler, shared by the timer back-ends,
+** the signal handler and the Lua hook (internal to the engine).
+*/
+#ifndef sprof_profiler_h
+#define sprof_profiler_h
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <lua.h>
+
+#include "session.h"
+
+/* Lua frames walked per sample; deeper stacks keep their innermost frames
+** under a [truncated] marker (lua_getstack is linear in the level, so the
+** walk is quadratic in the depth and must be bounded). */
+#define SPROF_MAX_DEPTH 256
+
+typedef struct Profiler {
+  Session session;        /* everything recorded so far */
+  double interval;        /* seconds between samples */
+  ClockKind clock;        /* wall or CPU time of the profiled thread */
+  int running;            /* between start and stop */
+  lua_State *L;           /* the thread armed by the timer */
+  pid_t tid;              /* its OS thread */
+  /* the hook that was set before ours: it still gets all its events */
+  lua_Hook chained_hook;
+  int chained_mask;
+  int chained_count;
+  int chained_left;       /* count events until the chained one is due */
+  /* shared with the signal handler (same OS thread) */
+  volatile sig_atomic_t in_hook;  /* the hook is running: do not re-arm */
+  atomic_int pending;     /* a sample is due at the next safe point */
+  uint64_t handler_ns;    /* time spent in the signal handler */
+  uint64_t hook_ns;       /* time spent recording samples */
+  uint64_t last_ns;       /* clock reading at the previous sample */
+  uint64_t run_wall_ns;   /* wall clock when this run started */
+  uint64_t run_cpu_ns;    /* thread CPU clock when this run started */
+  /* timer back-ends: a sampler thread (wall) or a POSIX timer (cpu) */
+  pthread_t sampler;      /* wall clock: ticks and signals the thread */
+  atomic_int sampler_on;  /* cleared to stop the sampler thread */
+  int stat_fd;            /* /proc/self/task/TID/stat, to see if it runs */
+  uint64_t sampler_cpu_ns;/* CPU time the sampler thread used */
+  timer_t timer;          /* cpu clock: fires on the thread's CPU time */
+  int timer_made;         /* 'timer' exists */
+  /* names of C functions, found in package.loaded at start */
+  IntMap cnames;          /* function address -> index in cname_list */
+  char **cname_list;
+  int ncnames;
+  int stack[SPROF_MAX_DEPTH + 1];  /* scratch: the frames of one sample */
+  char error[256];        /* the last error message */
+} Profiler;
+
+/* capture.c */
+void capture_hook (lua_State *L, lua_Debug *ar);
+void capture_arm (Profiler *P);
+void capture_disarm (Profiler *P);
+void capture_record (Profiler *P, lua_State *L, int level);
+void capture_learn_cnames (Profiler *P, lua_State *L);
+void capture_free_cnames (Profiler *P);
+uint64_t capture_now (ClockKind clock);
+
+/* api.c */
+const char *profiler_stop_from (Profiler *P, lua_State *L, int level);
+
+/* timer.c */
+int profile_timer_start (Profiler *P);
+void profile_timer_stop (Profiler *P);
+int profile_register (Profiler *P);
+void profile_unregister (Profiler *P);
+Profiler *profile_of_thread (pid_t tid);
+pid_t profile_gettid (void);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+** session.c — frame interning and the call tree.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "map.h"
+#include "session.h"
+
+
+/* ------------------------------------------------------------- frames */
+
+static uint64_t hash_str (uint64_t h, const char *s) {
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+
+
+static uint64_t frame_key (FrameKind kind, const char *name, const char *file,
+                           int line, const void *addr) {
+  uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)kind;
+  if (kind == FRAME_C && addr != NULL)  /* a C function is its address */
+    return h ^ ((uint64_t)(uintptr_t)addr * 0x9E3779B97F4A7C15ULL);
+  h = hash_str(h, file);
+  h = (h ^ (uint64_t)(unsigned)line) * 0x100000001b3ULL;
+  if (kind != FRAME_LUA)  /* a Lua function is its source and line */
+    h = hash_str(h, name);
+  return h;
+}
+
+
+static int frame_matches (const Frame *f, FrameKind kind, const char *name,
+                          const char *file, int line, const void *addr) {
+  if (f->kind != kind) return 0;
+  if (kind == FRAME_C && (addr != NULL || f->addr != NULL))
+    return f->addr == addr;  /* C frames read back from a file have none */
+  if (f->line != line || strcmp(f->file, file) != 0) return 0;
+  return kind == FRAME_LUA || strcmp(f->name, name) == 0;
+}
+
+
+int frame_is_library_path (const char *file) {
+  return strstr(file, "/share/lua/") != NULL
+      || strstr(file, "/lib/lua/") != NULL
+      || strstr(file, "/.luarocks/") != NULL
+      || (strncmp(file, "/usr/lib/", 9) == 0 && strstr(file, "/lua/") != NULL);
+}
+
+
+static char *dupstr (const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+
+/*
+** The index of the frame, added if new; -1 if memory ran out.
+** A Lua function is known by where it is defined, so calls that name it
+** differently land on one frame; its first known name is kept.
+*/
+int session_frame (Session *S, FrameKind kind, const char *name,
+                   const char *file, int line, const void *addr) {
+  uint64_t key = frame_key(kind, name, file, line, addr);
+  IntMap *m = &S->frame_index;
+  uint32_t j = map_slot(m, key);
+  Frame *f;
+  for (; m->vals[j] >= 0; j = (j + 1) & (m->cap - 1)) {
+    if (m->keys[j] == key) {
+      f = &S->frames[m->vals[j]];
+      if (frame_matches(f, kind, name, file, line, addr)) {
+        if (f->name[0] == '?' && name[0] != '?') {  /* learnt a better name */
+          char *better = dupstr(name);
+          if (better) { free(f->name); f->name = better; }
+        }
+        return m->vals[j];
+      }
+    }
+  }
+  if (S->nframes == S->frames_cap) {
+    int cap = S->frames_cap ? S->frames_cap * 2 : 64;
+    Frame *frames = realloc(S->frames, (size_t)cap * sizeof *frames);
+    if (frames == NULL) return -1;
+    S->frames = frames;
+    S->frames_cap = cap;
+  }
+  f = &S->frames[S->nframes];
+  f->name = dupstr(name);
+  f->file = dupstr(file);
+  if (f->name == NULL || f->file == NULL) {
+    free(f->name); free(f->file);
+    return -1;
+  }
+  f->line = line;
+  f->kind = (unsigned char)kind;
+  f->addr = addr;
+  f->library = kind == FRAME_LUA && frame_is_library_path(file);
+  if (!map_put(m, key, S->nframes)) {
+    free(f->name); free(f->file);
+    return -1;
+  }
+  return S->nframes++;
+}
+
+
+/* --------------------------------------------------------------- tree */
+
+static int new_node (Session *S, int parent, int frame) {
+  Node *n;
+  if (S->nnodes == S->nodes_cap) {
+    int cap = S->nodes_cap ? S->nodes_cap * 2 : 256;
+    Node *nodes = realloc(S->nodes, (size_t)cap * sizeof *nodes);
+    if (nodes == NULL) return -1;
+    S->nodes = nodes;
+    S->nodes_cap = cap;
+  }
+  n = &S->nodes[S->nnodes];
+  n->frame = frame;
+  n->parent = parent;
+  n->child = -1;
+  n->sibling = -1;
+  n->self_ns = 0;
+  n->samples = 0;
+  if (parent >= 0) {
+    n->sibling = S->nodes[parent].child;
+    S->nodes[parent].child = S->nnodes;
+  }
+  return S->nnodes++;
+}
+
+
+static int child_of (Session *S, int parent, int frame) {
+  uint64_t key = ((uint64_t)(uint32_t)parent << 32) | (uint32_t)frame;
+  IntMap *m = &S->child_index;
+  uint32_t j = map_slot(m, key);
+  int node;
+  for (; m->vals[j] >= 0; j = (j + 1) & (m->cap - 1))
+    if (m->keys[j] == key) return m->vals[j];
+  node = new_node(S, parent, frame);
+  if (node < 0) return -1;
+  if (!map_put(m, key, node)) {
+    S->nnodes--;
+    S->nodes[parent].child = S->nodes[node].sibling;
+    return -1;
+  }
+  return node;
+}
+
+
+/*
+** Adds a stack given root first. Returns 0 if memory ran out (the weight
+** then stays on the deepest node that could be made, so no time is lost).
+*/
+int session_add_stack (Session *S, const int *frames, int n,
+                       uint64_t weight_ns, uint64_t samples) {
+  int node = 0, i, ok = 1;
+  for (i = 0; i < n; i++) {
+    int child = child_of(S, node, frames[i]);
+    if (child < 0) { ok = 0; break; }
+    node = child;
+  }
+  S->nodes[node].self_ns += weight_ns;
+  S->nodes[node].samples += samples;
+  S->samples += samples;
+  S->weight_ns += weight_ns;
+  return ok;
+}
+
+
+/* ------------------------------------------------------------ session */
+
+int session_init (Session *S) {
+  memset(S, 0, sizeof *S);
+  if (!map_init(&S->frame_index, 256) || !map_init(&S->child_index, 1024)) {
+    map_free(&S->frame_index);
+    return 0;
+  }
+  if (new_node(S, -1, -1) != 0) {
+    session_free(S);
+    return 0;
+  }
+  S->interval = 0.001;
+  return 1;
+}
+
+
+void session_free (Session *S) {
+  int i;
+  for (i = 0; i < S->nframes; i++) {
+    free(S->frames[i].name);
+    free(S->frames[i].file);
+  }
+  free(S->frames);
+  free(S->nodes);
+  free(S->program);
+  map_free(&S->frame_index);
+  map_free(&S->child_index);
+  memset(S, 0, sizeof *S);
+}
+
+
+/* Forgets everything recorded, keeping the settings. */
+void session_clear (Session *S) {
+  double interval = S->interval;
+  ClockKind clock = S->clock;
+  char *program = S->program;
+  S->program = NULL;
+  session_free(S);
+  if (session_init(S)) {
+    S->interval = interval;
+    S->clock = clock;
+    S->program = program;
+  }
+  else free(program);
+}
+
+
+void session_set_program (Session *S, const char *program) {
+  char *copy = program ? dupstr(program) : NULL;
+  free(S->program);
+  S->program = copy;
+}

@@ -1,0 +1,74 @@
+/*
+** session.h — what a profile holds: interned frames, the call tree of
+** interned frames (a trie), and the facts about the run.
+** Memory grows with the number of distinct frames and stacks, never with
+** the number of samples or the length of the run.
+*/
+#ifndef sprof_session_h
+#define sprof_session_h
+
+#include <stdint.h>
+
+#include "map.h"
+
+typedef enum FrameKind {
+  FRAME_LUA,      /* a Lua function */
+  FRAME_C,        /* a C function called from Lua (lua_CFunction) */
+  FRAME_NATIVE,   /* a native frame found by unwinding */
+  FRAME_PSEUDO    /* a marker such as [truncated] */
+} FrameKind;
+
+typedef struct Frame {
+  char *name;           /* function name, never NULL */
+  char *file;           /* source file or "[C]", never NULL */
+  int line;             /* line where the function is defined; 0 if none */
+  unsigned char kind;   /* a FrameKind */
+  unsigned char library;/* code from the system Lua directories */
+  const void *addr;     /* function address for FRAME_C, else NULL */
+} Frame;
+
+/* A node of the call tree: one frame reached by one path from the root. */
+typedef struct Node {
+  int frame;            /* index in Session.frames; -1 for the root */
+  int parent;           /* index of the parent node; -1 for the root */
+  int child;            /* first child, or -1 */
+  int sibling;          /* next sibling, or -1 */
+  uint64_t self_ns;     /* weight of the samples whose leaf is this node */
+  uint64_t samples;     /* number of those samples */
+} Node;
+
+typedef enum ClockKind { CLOCK_KIND_WALL, CLOCK_KIND_CPU } ClockKind;
+
+typedef struct Session {
+  Frame *frames;
+  int nframes, frames_cap;
+  IntMap frame_index;   /* frame key -> index in frames */
+  Node *nodes;          /* nodes[0] is the root */
+  int nnodes, nodes_cap;
+  IntMap child_index;   /* (parent node, frame) -> child node */
+  /* facts about the run */
+  char *program;        /* the profiled script or command, or NULL */
+  double start_time;    /* when recording first started (Unix time) */
+  uint64_t duration_ns; /* time between start and stop, summed over runs */
+  uint64_t cpu_ns;      /* CPU time of the profiled thread over the same */
+  uint64_t samples;     /* samples recorded */
+  uint64_t weight_ns;   /* sum of sample weights */
+  uint64_t overhead_ns; /* time spent in the signal handler and the hook */
+  uint64_t sampler_ns;  /* CPU time of the sampler thread (wall clock) */
+  double interval;      /* requested interval, in seconds */
+  ClockKind clock;      /* what the weights measure */
+} Session;
+
+int session_init (Session *S);
+void session_free (Session *S);
+void session_clear (Session *S);
+
+int session_frame (Session *S, FrameKind kind, const char *name,
+                   const char *file, int line, const void *addr);
+int session_add_stack (Session *S, const int *frames, int n,
+                       uint64_t weight_ns, uint64_t samples);
+void session_set_program (Session *S, const char *program);
+
+int frame_is_library_path (const char *file);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+** timer.c — when samples are taken.
+**
+** Two back-ends behind profile_timer_start/_stop:
+** - wall clock: a sampler thread ticks every interval. If the profiled
+**   thread is running, it gets SIGPROF; if it is blocked (sleep, poll,
+**   read), it is armed directly instead. A signal would make nanosleep,
+**   poll and select fail with EINTR even under SA_RESTART, and the program
+**   must not see that. The hook then fires when the blocking C function
+**   returns, with its frame still on the stack and the whole wait as weight.
+** - CPU clock: a POSIX timer on the thread's CPU clock, delivered to that
+**   thread only (SIGEV_THREAD_ID). It runs down only while the thread runs,
+**   so it cannot interrupt a wait. The kernel fires it at its tick.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "profiler.h"
+
+#define MAX_PROFILERS 16
+#define PROFILE_SIGNAL SIGPROF
+
+/*
+** Sadly, the profilers must sit in a static table: a signal handler gets
+** no argument to find its profiler by, so it looks for the one whose
+** thread it interrupted. One running profiler per OS thread.
+*/
+static Profiler *_Atomic active[MAX_PROFILERS];
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static int nactive;                   /* guarded by install_lock */
+static struct sigaction old_action;   /* the handler we replaced */
+
+
+pid_t profile_gettid (void) {
+  return (pid_t)syscall(SYS_gettid);
+}
+
+
+Profiler *profile_of_thread (pid_t tid) {
+  int i;
+  for (i = 0; i < MAX_PROFILERS; i++) {
+    Profiler *P = atomic_load(&active[i]);
+    if (P != NULL && P->tid == tid) return P;
+  }
+  return NULL;
+}
+
+
+/* Async-signal-safe: mark a sample as due and arm the hook. */
+static void on_signal (int sig, siginfo_t *info, void *context) {
+  int saved_errno = errno;
+  Profiler *P = profile_of_thread(profile_gettid());
+  if (P != NULL) {
+    uint64_t t0 = capture_now(CLOCK_KIND_WALL);
+    atomic_store(&P->pending, 1);
+    if (!P->in_hook) capture_arm(P);
+    P->handler_ns += capture_now(CLOCK_KIND_WALL) - t0;
+  }
+  else if ((old_action.sa_flags & SA_SIGINFO)
+           && old_action.sa_sigaction != NULL)
+    old_action.sa_sigaction(sig, info, context);
+  else if (old_action.sa_handler != SIG_DFL
+           && old_action.sa_handler != SIG_IGN
+           && old_action.sa_handler != NULL)
+    old_action.sa_handler(sig);
+  /* else: a stray tick after a stop; SIGPROF's default would kill us */
+  errno = saved_errno;
+}
+
+
+/*
+** Before the old handler comes back, a tick still pending for this thread
+** must be taken away: SIGPROF's default action ends the process.
+*/
+static void drain_pending_signal (void) {
+  sigset_t set, pending;
+  struct timespec zero = {0, 0};
+  sigemptyset(&set);
+  sigaddset(&set, PROFILE_SIGNAL);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  while (sigpending(&pending) == 0 && sigismember(&pending, PROFILE_SIGNAL))
+    if (sigtimedwait(&set, NULL, &zero) < 0) break;
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+
+/* Returns 0, or an errno value (EBUSY: this thread already has one). */
+int profile_register (Profiler *P) {
+  int i, slot = -1, err = 0;
+  pthread_mutex_lock(&install_lock);
+  for (i = 0; i < MAX_PROFILERS; i++) {
+    Profiler *other = atomic_load(&active[i]);
+    if (other != NULL && other->tid == P->tid) { err = EBUSY; break; }
+    if (other == NULL && slot < 0) slot = i;
+  }
+  if (err == 0 && slot < 0) err = EAGAIN;
+  if (err == 0 && nactive == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(PROFILE_SIGNAL, &sa, &old_action) != 0) err = errno;
+  }
+  if (err == 0) {
+    atomic_store(&active[slot], P);
+    nactive++;
+  }
+  pthread_mutex_unlock(&install_lock);
+  return err;
+}
+
+
+void profile_unregister (Profiler *P) {
+  int i;
+  pthread_mutex_lock(&install_lock);
+  for (i = 0; i < MAX_PROFILERS; i++) {
+    if (atomic_load(&active[i]) == P) {
+      atomic_store(&active[i], NULL);
+      if (--nactive == 0) {
+        drain_pending_signal();
+        sigaction(PROFILE_SIGNAL, &old_action, NULL);
+      }
+    }
+  }
+  pthread_mutex_unlock(&install_lock);
+}
+
+
+/* ------------------------------------------------ wall clock: sampler */
+
+/* Whether the profiled thread is on a CPU (or ready for one) right now. */
+static int thread_is_running (Profiler *P) {
+  char stat[512];
+  const char *paren;
+  ssize_t n = pread(P->stat_fd, stat, sizeof stat - 1, 0);
+  if (n <= 0) return 1;
+  stat[n] = '\0';
+  paren = strrchr(stat, ')');  /* the command name may hold anything */
+  return paren == NULL || paren[1] == '\0' || paren[2] == 'R';
+}
+
+
+static void add_ns (struct timespec *ts, uint64_t ns) {
+  ns += (uint64_t)ts->tv_nsec;
+  ts->tv_sec += (time_t)(ns / 1000000000u);
+  ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+
+static void *sampler_main (void *arg) {
+  Profiler *P = arg;
+  uint64_t step = (uint64_t)(P->interval * 1e9 + 0.5);
+  struct timespec next, now;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  add_ns(&next, step);
+  while (atomic_load(&P->sampler_on)) {
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+    if (!atomic_load(&P->sampler_on)) break;
+    if (thread_is_running(P))
+      syscall(SYS_tgkill, getpid(), P->tid, PROFILE_SIGNAL);
+    else {
+      atomic_store(&P->pending, 1);
+      capture_arm(P);
+    }
+    add_ns(&next, step);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > next.tv_sec
+        || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec)) {
+      next = now;  /* fell behind: skip ticks rather than burst */
+      add_ns(&next, step);
+    }
+  }
+  return NULL;
+}
+
+
+static int sampler_start (Profiler *P) {
+  char path[64];
+  sigset_t all, old;
+  int err;
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)P->tid);
+  P->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (P->stat_fd < 0) return errno;
+  atomic_store(&P->sampler_on, 1);
+  sigfillset(&all);  /* the sampler thread takes none of the program's signals */
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  err = pthread_create(&P->sampler, NULL, sampler_main, P);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err != 0) {
+    close(P->stat_fd);
+    P->stat_fd = -1;
+  }
+  return err;
+}
+
+
+static void sampler_stop (Profiler *P) {
+  clockid_t cpu;
+  struct timespec ts;
+  atomic_store(&P->sampler_on, 0);
+  if (pthread_getcpuclockid(P->sampler, &cpu) == 0
+      && clock_gettime(cpu, &ts) == 0)
+    P->sampler_cpu_ns += (uint64_t)ts.tv_sec * 1000000000u
+                         + (uint64_t)ts.tv_nsec;
+  pthread_join(P->sampler, NULL);
+  close(P->stat_fd);
+  P->stat_fd = -1;
+}
+
+
+/* --------------------------------------------- CPU clock: POSIX timer */
+
+static int cputimer_start (Profiler *P) {
+  struct sigevent sev;
+  struct itimerspec its;
+  uint64_t step = (uint64_t)(P->interval * 1e9 + 0.5);
+  memset(&sev, 0, sizeof sev);
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = PROFILE_SIGNAL;
+  sev._sigev_un._tid = P->tid;
+  if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &P->timer) != 0)
+    return errno;
+  P->timer_made = 1;
+  its.it_interval.tv_sec = (time_t)(step / 1000000000u);
+  its.it_interval.tv_nsec = (long)(step % 1000000000u);
+  its.it_value = its.it_interval;
+  if (timer_settime(P->timer, 0, &its, NULL) != 0) {
+    int err = errno;
+    timer_delete(P->timer);
+    P->timer_made = 0;
+    return err;
+  }
+  return 0;
+}
+
+
+static void cputimer_stop (Profiler *P) {
+  if (P->timer_made) timer_delete(P->timer);
+  P->timer_made = 0;
+}
+
+
+int profile_timer_start (Profiler *P) {
+  return P->clock == CLOCK_KIND_CPU ? cputimer_start(P) : sampler_start(P);
+}
+
+
+void profile_timer_stop (Profiler *P) {
+  if (P->clock == CLOCK_KIND_CPU) cputimer_stop(P);
+  else sampler_stop(P);
+}

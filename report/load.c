@@ -1,0 +1,157 @@
+/*
+** load.c — reads a saved JSON session back (cJSON does the parsing) and
+** adds it to a session, so several saved profiles sum into one.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "report.h"
+
+
+static int bad (char *why, size_t len, const char *msg) {
+  snprintf(why, len, "%s", msg);
+  return 0;
+}
+
+
+static char *read_file (const char *path, char *why, size_t whylen) {
+  FILE *f = fopen(path, "rb");
+  Buf b;
+  char chunk[65536];
+  size_t n;
+  if (f == NULL) {
+    snprintf(why, whylen, "%s", strerror(errno));
+    return NULL;
+  }
+  buf_init(&b);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_add(&b, chunk, n);
+  fclose(f);
+  if (b.failed || b.data == NULL) {
+    buf_free(&b);
+    bad(why, whylen, "empty file or out of memory");
+    return NULL;
+  }
+  return b.data;
+}
+
+
+static double num (const cJSON *obj, const char *key) {
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsNumber(item) ? item->valuedouble : 0;
+}
+
+
+static int kind_of (const char *name) {
+  static const char *const kinds[] = {"lua", "c", "native", "pseudo"};
+  int k;
+  for (k = 0; k < 4; k++)
+    if (strcmp(name, kinds[k]) == 0) return k;
+  return -1;
+}
+
+
+/* Interns the file's frames; map[i] is the session's index of frame i. */
+static int load_frames (Session *S, const cJSON *frames, int *map,
+                        char *why, size_t len) {
+  const cJSON *f;
+  int i = 0;
+  cJSON_ArrayForEach(f, frames) {
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(f, "file");
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(f, "kind");
+    int k = cJSON_IsString(kind) ? kind_of(kind->valuestring) : -1;
+    if (!cJSON_IsString(name) || !cJSON_IsString(file) || k < 0)
+      return bad(why, len, "a frame lacks its name, file or kind");
+    map[i] = session_frame(S, (FrameKind)k, name->valuestring,
+                           file->valuestring, (int)num(f, "line"), NULL);
+    if (map[i++] < 0) return bad(why, len, "out of memory");
+  }
+  return 1;
+}
+
+
+static int load_stacks (Session *S, const cJSON *stacks, const int *map,
+                        int nframes, char *why, size_t len) {
+  const cJSON *s;
+  int *path = NULL;
+  int ok = 1;
+  cJSON_ArrayForEach(s, stacks) {
+    const cJSON *frames = cJSON_GetObjectItemCaseSensitive(s, "frames");
+    const cJSON *f;
+    int n = 0, depth = cJSON_GetArraySize(frames);
+    int *bigger;
+    if (!cJSON_IsArray(frames)) { ok = bad(why, len, "a stack has no frames"); break; }
+    bigger = realloc(path, (size_t)(depth + 1) * sizeof *path);
+    if (bigger == NULL) { ok = bad(why, len, "out of memory"); break; }
+    path = bigger;
+    cJSON_ArrayForEach(f, frames) {
+      int i = cJSON_IsNumber(f) ? f->valueint : -1;
+      if (i < 0 || i >= nframes) { ok = bad(why, len, "a stack names a frame that does not exist"); break; }
+      path[n++] = map[i];
+    }
+    if (!ok) break;
+    session_add_stack(S, path, n, (uint64_t)num(s, "weight_ns"),
+                      (uint64_t)num(s, "samples"));
+  }
+  free(path);
+  return ok;
+}
+
+
+static int load_tree (Session *S, const cJSON *root, char *why, size_t len) {
+  const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+  const cJSON *frames = cJSON_GetObjectItemCaseSensitive(root, "frames");
+  const cJSON *stacks = cJSON_GetObjectItemCaseSensitive(root, "stacks");
+  const cJSON *program = cJSON_GetObjectItemCaseSensitive(root, "program");
+  const cJSON *clock = cJSON_GetObjectItemCaseSensitive(root, "clock");
+  uint64_t samples_before = S->samples;
+  int nframes, *map, ok;
+  double start = num(root, "start_time");
+  if (!cJSON_IsString(format) || strcmp(format->valuestring, "sprof-session"))
+    return bad(why, len, "not a sprof session (no \"format\": \"sprof-session\")");
+  if (num(root, "version") != 1)
+    return bad(why, len, "unsupported session version (this sprof reads 1)");
+  if (!cJSON_IsArray(frames) || !cJSON_IsArray(stacks))
+    return bad(why, len, "no \"frames\" or \"stacks\" array");
+  nframes = cJSON_GetArraySize(frames);
+  map = malloc((size_t)(nframes + 1) * sizeof *map);
+  if (map == NULL) return bad(why, len, "out of memory");
+  ok = load_frames(S, frames, map, why, len)
+       && load_stacks(S, stacks, map, nframes, why, len);
+  free(map);
+  if (!ok) return 0;
+  /* the samples were counted as they were added; the rest sums here */
+  S->samples = samples_before + (uint64_t)num(root, "samples");
+  S->duration_ns += (uint64_t)num(root, "duration_ns");
+  S->cpu_ns += (uint64_t)num(root, "cpu_ns");
+  S->overhead_ns += (uint64_t)num(root, "overhead_ns");
+  S->sampler_ns += (uint64_t)num(root, "sampler_ns");
+  if (num(root, "interval") > 0) S->interval = num(root, "interval");
+  if (cJSON_IsString(clock))
+    S->clock = strcmp(clock->valuestring, "cpu") == 0 ? CLOCK_KIND_CPU
+                                                      : CLOCK_KIND_WALL;
+  if (S->start_time == 0 || (start > 0 && start < S->start_time))
+    S->start_time = start;
+  if (S->program == NULL && cJSON_IsString(program))
+    session_set_program(S, program->valuestring);
+  return 1;
+}
+
+
+int report_load_json_file (Session *S, const char *path,
+                           char *why, size_t whylen) {
+  char *text = read_file(path, why, whylen);
+  cJSON *root;
+  int ok;
+  if (text == NULL) return 0;
+  root = cJSON_Parse(text);
+  free(text);
+  if (root == NULL) return bad(why, whylen, "not valid JSON");
+  ok = load_tree(S, root, why, whylen);
+  cJSON_Delete(root);
+  return ok;
+}

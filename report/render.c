@@ -1,0 +1,30 @@
+/*
+** render.c — the table of renderers.
+*/
+#include <string.h>
+
+#include "report.h"
+
+
+RenderOptions report_default_options (void) {
+  RenderOptions o;
+  o.show_all = 0;
+  o.color = 0;
+  o.threshold = 0.01;  /* as pyinstrument: frames under 1% are noise */
+  return o;
+}
+
+
+const char *report_formats (void) {
+  return "text, collapsed or json";
+}
+
+
+int report_render (const Session *S, const char *format,
+                   const RenderOptions *o, Buf *out) {
+  if (strcmp(format, "text") == 0) render_text(S, o, out);
+  else if (strcmp(format, "collapsed") == 0) render_collapsed(S, out);
+  else if (strcmp(format, "json") == 0) render_json(S, out);
+  else return 0;
+  return 1;
+}

@@ -1,0 +1,44 @@
+/*
+** report.h — from a session to what people read: processors that shape
+** the call tree for display (view.c) and the renderers.
+*/
+#ifndef sprof_report_h
+#define sprof_report_h
+
+#include "../ext/buf.h"
+#include "../ext/session.h"
+
+typedef struct RenderOptions {
+  int show_all;       /* no library grouping, no threshold */
+  int color;          /* ANSI colours (text) */
+  double threshold;   /* hide frames under this share of the total */
+} RenderOptions;
+
+/* A node of the display tree: the session's tree after processing. */
+typedef struct ViewNode {
+  int frame;                  /* index in the session's frames; -1: root */
+  uint64_t total_ns;          /* this frame and everything below it */
+  uint64_t self_ns;           /* this frame (and frames hidden into it) */
+  uint64_t samples;           /* samples in total_ns */
+  struct ViewNode **children; /* sorted by total_ns, largest first */
+  int nchildren, cap;
+  int hidden;                 /* library frames folded into this one */
+  const char *hidden_file;    /* one file those frames came from */
+} ViewNode;
+
+RenderOptions report_default_options (void);
+int report_render (const Session *S, const char *format,
+                   const RenderOptions *o, Buf *out);
+const char *report_formats (void);
+
+ViewNode *view_build (const Session *S, const RenderOptions *o);
+void view_free (ViewNode *v);
+
+void render_text (const Session *S, const RenderOptions *o, Buf *out);
+void render_collapsed (const Session *S, Buf *out);
+void render_json (const Session *S, Buf *out);
+
+int report_load_json_file (Session *S, const char *path,
+                           char *why, size_t whylen);
+
+#endif

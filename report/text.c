@@ -1,0 +1,157 @@
+/*
+** text.c — the console report: a header, then the call tree from the
+** root, each line with its time, share, function name and file:line.
+*/
+#include <string.h>
+#include <time.h>
+
+#include "report.h"
+
+#define RESET  "\033[0m"
+#define BOLD   "\033[1m"
+#define DIM    "\033[2m"
+#define RED    "\033[31m"
+#define GREEN  "\033[32m"
+#define YELLOW "\033[33m"
+#define CYAN   "\033[36m"
+#define BRIGHT_GREEN "\033[92m"
+
+typedef struct TextCtx {
+  const Session *S;
+  const RenderOptions *o;
+  Buf *out;
+  double total;      /* seconds in the whole tree: 100% */
+  char prefix[1024]; /* the tree's indentation for the current depth */
+} TextCtx;
+
+
+static void color (TextCtx *t, const char *code) {
+  if (t->o->color) buf_puts(t->out, code);
+}
+
+
+static const char *share_color (double share) {
+  if (share >= 0.6) return RED;
+  if (share >= 0.3) return YELLOW;
+  if (share >= 0.2) return GREEN;
+  return BRIGHT_GREEN;
+}
+
+
+static void header (TextCtx *t) {
+  const Session *S = t->S;
+  Buf *out = t->out;
+  double duration = S->duration_ns / 1e9;
+  char when[64] = "-";
+  time_t start = (time_t)S->start_time;
+  struct tm tm;
+  if (S->start_time > 0 && localtime_r(&start, &tm))
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+  buf_puts(out, "\n  ");
+  color(t, BOLD);
+  buf_puts(out, "sprof");
+  color(t, RESET);
+  if (S->program) buf_printf(out, "  %s", S->program);
+  buf_printf(out, "\n  Recorded: %s   Duration: %.3f s   Samples: %llu",
+             when, duration, (unsigned long long)S->samples);
+  if (duration > 0)
+    buf_printf(out, " (%.0f/s)", S->samples / duration);
+  buf_printf(out, "\n  Interval: %g ms   Clock: %s", S->interval * 1e3,
+             S->clock == CLOCK_KIND_CPU ? "cpu" : "wall");
+  if (duration > 0) {
+    buf_printf(out, "   CPU: %.0f%% of wall time",
+               100.0 * (S->cpu_ns / 1e9) / duration);
+    buf_printf(out, "\n  Profiler overhead: %.2f%% (handler + hook, %.1f ms)",
+               100.0 * (S->overhead_ns / 1e9) / duration,
+               S->overhead_ns / 1e6);
+    if (S->sampler_ns > 0)
+      buf_printf(out, ", sampler thread %.2f%% of a CPU",
+                 100.0 * (S->sampler_ns / 1e9) / duration);
+  }
+  buf_puts(out, "\n\n");
+}
+
+
+static void line (TextCtx *t, const ViewNode *v) {
+  const Frame *f = v->frame >= 0 ? &t->S->frames[v->frame] : NULL;
+  double secs = v->total_ns / 1e9;
+  double share = t->total > 0 ? secs / t->total : 0;
+  Buf *out = t->out;
+  color(t, share_color(share));
+  buf_printf(out, "%.3f %5.1f%%", secs, share * 100);
+  color(t, RESET);
+  buf_puts(out, "  ");
+  if (f == NULL) {
+    color(t, DIM);
+    buf_puts(out, "(outside Lua)");
+    color(t, RESET);
+    buf_putc(out, '\n');
+    return;
+  }
+  color(t, f->library ? DIM : f->kind == FRAME_LUA ? BOLD : CYAN);
+  buf_puts(out, f->name);
+  color(t, RESET);
+  if (f->kind == FRAME_LUA) {
+    color(t, DIM);
+    buf_printf(out, "  %s:%d", f->file, f->line);
+    color(t, RESET);
+  }
+  else if (f->kind == FRAME_C) {
+    color(t, DIM);
+    buf_puts(out, "  [C]");
+    color(t, RESET);
+  }
+  if (v->hidden > 0) {
+    color(t, DIM);
+    buf_printf(out, "  [%d frame%s hidden", v->hidden, v->hidden > 1 ? "s" : "");
+    if (v->hidden_file) {
+      const char *base = strrchr(v->hidden_file, '/');
+      buf_printf(out, ": %s", base ? base + 1 : v->hidden_file);
+    }
+    buf_putc(out, ']');
+    color(t, RESET);
+  }
+  buf_putc(out, '\n');
+}
+
+
+static void subtree (TextCtx *t, const ViewNode *v) {
+  size_t depth = strlen(t->prefix);
+  int i;
+  line(t, v);
+  for (i = 0; i < v->nchildren; i++) {
+    int last = i == v->nchildren - 1;
+    buf_puts(t->out, t->prefix);
+    buf_puts(t->out, last ? "└─ " : "├─ ");
+    if (depth + 8 < sizeof t->prefix) {
+      strcat(t->prefix, last ? "   " : "│  ");
+      subtree(t, v->children[i]);
+      t->prefix[depth] = '\0';
+    }
+    else buf_puts(t->out, "...\n");
+  }
+}
+
+
+void render_text (const Session *S, const RenderOptions *o, Buf *out) {
+  TextCtx t;
+  ViewNode *root = view_build(S, o);
+  int i;
+  t.S = S;
+  t.o = o;
+  t.out = out;
+  t.prefix[0] = '\0';
+  header(&t);
+  if (root == NULL) { out->failed = 1; return; }
+  t.total = root->total_ns / 1e9;
+  if (root->total_ns == 0) buf_puts(out, "No samples were recorded.\n");
+  for (i = 0; i < root->nchildren; i++) subtree(&t, root->children[i]);
+  if (root->self_ns > 0 && root->self_ns >= o->threshold * root->total_ns) {
+    ViewNode outside = *root;
+    outside.frame = -1;
+    outside.total_ns = root->self_ns;
+    line(&t, &outside);
+  }
+  buf_putc(out, '\n');
+  view_free(root);
+}
