@@ -135,6 +135,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
     uint64_t now = capture_now(P->clock);
     session_add_stack(S, &none, 0, now - P->last_ns, 1);
   }
+  session_name_from_source(S);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
   S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
   S->overhead_ns = P->handler_ns + P->hook_ns;

@@ -57,30 +57,38 @@ void capture_disarm (Profiler *P) {
 /*
 ** C functions have no name of their own; the name a call site used
 ** ("rep", "for iterator") is poor. package.loaded knows them as
-** "string.rep", "table.sort", "print": learn those names at start.
+** "string.rep", "table.sort", "print": learn those names. This also runs
+** inside the hook (for modules loaded after start), so it must not
+** allocate Lua objects: a collection there could run finalizers.
 */
+static void learn_name (Profiler *P, lua_CFunction fn, const char *module,
+                        const char *field) {
+  size_t mlen = module ? strlen(module) + 1 : 0, flen = strlen(field);
+  char **list, *name;
+  if (map_get(&P->cnames, (uint64_t)(uintptr_t)fn) >= 0) return;
+  list = realloc(P->cname_list, (size_t)(P->ncnames + 1) * sizeof *list);
+  if (list == NULL) return;
+  P->cname_list = list;
+  name = malloc(mlen + flen + 1);
+  if (name == NULL) return;
+  if (module) {
+    memcpy(name, module, mlen - 1);
+    name[mlen - 1] = '.';
+  }
+  memcpy(name + mlen, field, flen + 1);
+  if (map_put(&P->cnames, (uint64_t)(uintptr_t)fn, P->ncnames))
+    list[P->ncnames++] = name;
+  else free(name);
+}
+
+
+/* Names the C functions in the table on the top of the stack. */
 static void learn_module (Profiler *P, lua_State *L, const char *module) {
   lua_pushnil(L);
   while (lua_next(L, -2)) {
-    if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
-      lua_CFunction fn = lua_tocfunction(L, -1);
-      uint64_t key = (uint64_t)(uintptr_t)fn;
-      int is_global = strcmp(module, "_G") == 0;
-      int known = fn ? map_get(&P->cnames, key) : 0;
-      if (fn && (known < 0 || is_global)) {
-        char **list = realloc(P->cname_list,
-                              (size_t)(P->ncnames + 1) * sizeof *list);
-        const char *field = lua_tostring(L, -2);
-        if (list == NULL) { lua_pop(L, 2); return; }
-        P->cname_list = list;
-        lua_pushfstring(L, is_global ? "%s%s" : "%s.%s",
-                        is_global ? "" : module, field);
-        list[P->ncnames] = strdup(lua_tostring(L, -1));
-        lua_pop(L, 1);
-        if (list[P->ncnames] && map_put(&P->cnames, key, P->ncnames))
-          P->ncnames++;
-      }
-    }
+    if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)
+        && lua_tocfunction(L, -1) != NULL)
+      learn_name(P, lua_tocfunction(L, -1), module, lua_tostring(L, -2));
     lua_pop(L, 1);
   }
 }
@@ -88,10 +96,13 @@ static void learn_module (Profiler *P, lua_State *L, const char *module) {
 
 void capture_learn_cnames (Profiler *P, lua_State *L) {
   if (P->cnames.keys == NULL && !map_init(&P->cnames, 512)) return;
-  lua_checkstack(L, 8);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, "_G");   /* globals first: "print", not "_G.print" */
-  if (lua_istable(L, -1)) learn_module(P, L, "_G");
+  if (!lua_checkstack(L, 6)) return;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (lua_getfield(L, -1, "_G") == LUA_TTABLE)  /* "print", not "_G.print" */
+    learn_module(P, L, NULL);
   lua_pop(L, 1);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -114,6 +125,19 @@ void capture_free_cnames (Profiler *P) {
 }
 
 
+/* The package.loaded name of fn; modules required since the last look
+** are looked at again, at most once a second. */
+static const char *cname_of (Profiler *P, lua_State *L, lua_CFunction fn) {
+  int i = P->cnames.keys ? map_get(&P->cnames, (uint64_t)(uintptr_t)fn) : -1;
+  if (i < 0 && P->last_ns >= P->next_learn_ns) {
+    P->next_learn_ns = P->last_ns + 1000000000u;
+    capture_learn_cnames(P, L);
+    i = P->cnames.keys ? map_get(&P->cnames, (uint64_t)(uintptr_t)fn) : -1;
+  }
+  return i >= 0 ? P->cname_list[i] : NULL;
+}
+
+
 static const char *source_name (lua_Debug *d) {
   if (d->source[0] == '@' || d->source[0] == '=') return d->source + 1;
   return d->short_src;  /* a chunk loaded from a string */
@@ -125,14 +149,13 @@ static int frame_of (Profiler *P, lua_State *L, lua_Debug *d) {
   lua_getinfo(L, "Sn", d);
   if (d->what[0] == 'C') {
     lua_CFunction fn;
-    int i;
+    const char *name;
     lua_getinfo(L, "f", d);
     fn = lua_tocfunction(L, -1);
     lua_pop(L, 1);
-    i = P->cnames.keys ? map_get(&P->cnames, (uint64_t)(uintptr_t)fn) : -1;
+    name = cname_of(P, L, fn);
     return session_frame(S, FRAME_C,
-                         i >= 0 ? P->cname_list[i]
-                                : d->name ? d->name : UNNAMED_C,
+                         name ? name : d->name ? d->name : UNNAMED_C,
                          "[C]", 0, (const void *)fn);
   }
   return session_frame(S, FRAME_LUA,

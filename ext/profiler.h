@@ -52,6 +52,7 @@ typedef struct Profiler {
   IntMap cnames;          /* function address -> index in cname_list */
   char **cname_list;
   int ncnames;
+  uint64_t next_learn_ns; /* when package.loaded may be looked at again */
   int stack[SPROF_MAX_DEPTH + 1];  /* scratch: the frames of one sample */
   char error[256];        /* the last error message */
 } Profiler;

@@ -70,7 +70,8 @@ int session_frame (Session *S, FrameKind kind, const char *name,
     if (m->keys[j] == key) {
       f = &S->frames[m->vals[j]];
       if (frame_matches(f, kind, name, file, line, addr)) {
-        if (f->name[0] == '?' && name[0] != '?') {  /* learnt a better name */
+        if (strcmp(f->name, "(anonymous)") == 0 && name[0] != '(') {
+          /* called by a name this time */
           char *better = dupstr(name);
           if (better) { free(f->name); f->name = better; }
         }

@@ -71,4 +71,7 @@ void session_set_program (Session *S, const char *program);
 
 int frame_is_library_path (const char *file);
 
+/* names.c */
+void session_name_from_source (Session *S);
+
 #endif

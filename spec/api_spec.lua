@@ -1,0 +1,151 @@
+-- The Lua API: require "sprof".
+local h = require "spec.helper"
+local sprof = require "sprof"
+
+local function work (n)
+  local x = 0
+  for i = 1, n or 2000000 do x = x + i % 7 end
+  return x
+end
+
+describe("sprof (Lua API)", function ()
+  it("profiles between start and stop and renders text", function ()
+    local p = sprof.new { interval = 0.001, clock = "wall" }
+    assert.are.equal(p, p:start())
+    assert.is_true(p:running())
+    work()
+    assert.are.equal(p, p:stop())
+    assert.is_false(p:running())
+    local text = p:output_text()
+    assert.matches("Duration: %d+%.%d+ s", text)
+    assert.matches("Samples: %d+", text)
+    assert.matches("Clock: wall", text)
+    assert.matches("Profiler overhead", text)
+    assert.matches("work  spec/api_spec.lua:5", text, 1, true)
+    assert.is_nil(text:find("\27[", 1, true))  -- no colour in a string
+  end)
+
+  it("writes text, collapsed and json files", function ()
+    local p = sprof.profile(work)
+    for _, format in ipairs { "text", "collapsed", "json" } do
+      local path = h.tmpfile("." .. format)
+      p:write(path, format)
+      local content = h.read(path)
+      assert.is_truthy(content and #content > 0)
+      assert.are.equal(p:output(format), content)
+    end
+    local stacks = h.collapsed(p:output("collapsed"))
+    assert.is_true(h.time_in(stacks, "work") > 0)
+    assert.matches('"format":"sprof%-session","version":1', p:output("json"))
+  end)
+
+  it("sprof.profile returns the profiler and the function's results", function ()
+    local p, a, b = sprof.profile(function (x, y) work(500000) return x + y, "z" end, 1, 2)
+    assert.are.equal(3, a)
+    assert.are.equal("z", b)
+    assert.is_false(p:running())
+    assert.is_true(p:info().samples > 0)
+  end)
+
+  it("sprof.profile lets an error through unchanged and stops", function ()
+    local ok, err = pcall(sprof.profile, function () work(100000) error({ code = 42 }) end)
+    assert.is_false(ok)
+    assert.are.same({ code = 42 }, err)
+    local q = sprof.new():start()  -- nothing is left running
+    q:stop()
+  end)
+
+  it("adds to the same session when started again, and reset clears it", function ()
+    local p = sprof.new()
+    p:start() work() p:stop()
+    local first = p:info()
+    p:start() work() p:stop()
+    local second = p:info()
+    assert.is_true(second.samples > first.samples)
+    assert.is_true(second.duration > first.duration)
+    p:reset()
+    assert.are.equal(0, p:info().samples)
+    assert.are.equal(0, p:info().duration)
+  end)
+
+  it("keeps memory to the distinct stacks, not the run length", function ()
+    local short = sprof.profile(work, 1000000):info()
+    local long = sprof.profile(work, 5000000):info()
+    assert.is_true(long.samples > 2 * short.samples)
+    assert.is_true(long.nodes <= short.nodes + 3)
+  end)
+
+  describe("refuses misuse with one clear line", function ()
+    local function message (f, ...)
+      local ok, err = pcall(f, ...)
+      assert.is_false(ok)
+      assert.is_nil(tostring(err):find("\n"))
+      return tostring(err)
+    end
+
+    it("stop before start", function ()
+      assert.matches("not running; call start%(%) first", message(function () sprof.new():stop() end))
+    end)
+
+    it("start twice", function ()
+      local p = sprof.new():start()
+      assert.matches("call stop%(%) first", message(p.start, p))
+      p:stop()
+    end)
+
+    it("two profilers in one thread", function ()
+      local p = sprof.new():start()
+      assert.matches("another profiler is already running", message(function () sprof.new():start() end))
+      p:stop()
+    end)
+
+    it("bad intervals", function ()
+      for _, bad in ipairs { 0, -1, 0 / 0, 1e9 } do
+        assert.matches("interval must be", message(sprof.new, { interval = bad }))
+      end
+      assert.matches("option 'interval' must be a number", message(sprof.new, { interval = "fast" }))
+    end)
+
+    it("an unknown clock or option", function ()
+      assert.matches("unknown clock", message(sprof.new, { clock = "gpu" }))
+      assert.matches("unknown option 'intervall'", message(sprof.new, { intervall = 1 }))
+    end)
+
+    it("an unknown format", function ()
+      local p = sprof.profile(work, 1000)
+      assert.matches("unknown format 'xml' %(use text, collapsed or json%)", message(p.output, p, "xml"))
+      assert.matches("unknown format", message(p.write, p, h.tmpfile(), "xml"))
+    end)
+
+    it("an unwritable path, without losing the session", function ()
+      local p = sprof.profile(work, 100000)
+      assert.matches("cannot write '/nonexistent/dir/out.txt': No such file or directory",
+                     message(p.write, p, "/nonexistent/dir/out.txt"))
+      assert.is_true(p:info().samples > 0)
+      assert.matches("work", p:output_text())
+    end)
+  end)
+
+  it("survives a running profiler that is garbage-collected", function ()
+    sprof.new():start()
+    collectgarbage()
+    collectgarbage()
+    local p = sprof.new():start()  -- the old one was stopped by its finalizer
+    p:stop()
+  end)
+
+  it("prints the report on stdout", function ()
+    local script = h.script [[
+local p = require("sprof").new():start()
+local x = 0 for i = 1, 1000000 do x = x + i end
+p:stop()
+print("before")
+p:print()
+print("after")
+]]
+    local r = h.run("lua5.4 " .. h.quote(script))
+    assert.are.equal(0, r.status, r.err)
+    assert.matches("^before\n.*Samples: .*\nafter\n$", r.out)
+    assert.is_nil(r.out:find("\27[", 1, true))  -- not a terminal: no colour
+  end)
+end)

@@ -1,0 +1,98 @@
+-- Where the time goes: shares, C functions, blocked time, weights.
+local h = require "spec.helper"
+
+local seventy_thirty = h.script [[
+local function spin (n)
+  local x = 0
+  for i = 1, n do x = x + (i % 7) * (i % 3) end
+  return x
+end
+local function seven () local x = spin(7 * 400000) return x end
+local function three () local x = spin(3 * 400000) return x end
+for _ = 1, 6 do seven() three() end
+]]
+
+describe("attribution", function ()
+  for _, clock in ipairs { "wall", "cpu" } do
+    it("gives 70% and 30% to functions doing 7 and 3 parts of the work (" .. clock .. " clock)", function ()
+      local r = h.sprof("--clock " .. clock .. " -i 0.001", seventy_thirty)
+      assert.are.equal(0, r.status, r.err)
+      local lines = h.text_lines(r.err)
+      local seven, three = h.find_line(lines, "seven"), h.find_line(lines, "three")
+      assert.is_truthy(seven, r.err)
+      assert.is_truthy(three, r.err)
+      assert.is_true(math.abs(seven.percent - 70) <= 5, r.err)
+      assert.is_true(math.abs(three.percent - 30) <= 5, r.err)
+      assert.matches("Clock: " .. clock, r.err)
+    end)
+  end
+
+  it("attributes time in string.rep to string.rep under its Lua caller", function ()
+    local script = h.script [[
+local function build ()
+  local n = 0
+  for _ = 1, 60 do n = n + #(("abc"):rep(4000000)) end
+  return n
+end
+local function other () local x = 0 for i = 1, 1000 do x = x + i end return x end
+build() other()
+]]
+    local r = h.sprof("-r collapsed -o -", script)
+    assert.are.equal(0, r.status, r.err)
+    local stacks = h.collapsed(r.out)
+    local in_build = h.time_in(stacks, "build")
+    local in_rep = h.time_in(stacks, "string.rep", "build")
+    assert.is_true(in_build > 0, r.out)
+    assert.is_true(in_rep / in_build >= 0.8, r.out)
+  end)
+
+  it("puts a Lua comparator under table.sort, under its caller", function ()
+    local script = h.script [[
+local function sorter ()
+  local t = {}
+  for i = 1, 300000 do t[i] = (i * 7919) % 300000 end
+  table.sort(t, function (a, b) return a > b end)
+end
+sorter()
+]]
+    local r = h.sprof("-r collapsed -o -", script)
+    assert.are.equal(0, r.status, r.err)
+    local stacks = h.collapsed(r.out)
+    local in_sorter = h.time_in(stacks, "sorter")
+    local in_sort = h.time_in(stacks, "table.sort", "sorter")
+    local in_cmp = h.time_in(stacks, "(anonymous)", "table.sort")
+    assert.is_true(in_sort / in_sorter >= 0.6, r.out)
+    assert.is_true(in_cmp > 0, r.out)
+  end)
+
+  it("weighs blocked and busy time in C at its full size (wall clock)", function ()
+    local script = h.script [[
+local sleepy = require "sleepy"
+local function nap () assert(sleepy.nanosleep(0.4)) end
+local function wait_child () os.execute("sleep 0.3") end
+local function burn () sleepy.spin(0.3) end
+nap() wait_child() burn()
+]]
+    local r = h.sprof("-r collapsed -o -", script)
+    assert.are.equal(0, r.status, r.err)
+    local stacks, total = h.collapsed(r.out)
+    local nap = h.time_in(stacks, "sleepy.nanosleep", "nap")
+    local child = h.time_in(stacks, "os.execute", "wait_child")
+    local burn = h.time_in(stacks, "sleepy.spin", "burn")
+    assert.is_true(nap >= 380000 and nap <= 600000, r.out)
+    assert.is_true(child >= 280000 and child <= 600000, r.out)
+    assert.is_true(burn >= 280000 and burn <= 600000, r.out)
+    assert.is_true(total >= 950000, r.out)
+  end)
+
+  it("adds up to the whole run: sample weights sum to the duration", function ()
+    local p = require("sprof").new()
+    p:start()
+    local x = 0
+    for i = 1, 3000000 do x = x + i % 3 end
+    p:stop()
+    local info = p:info()
+    assert.is_true(info.samples > 10)
+    assert.is_true(math.abs(info.sampled_time - info.duration) / info.duration < 0.05)
+  end)
+end)

@@ -1,0 +1,130 @@
+-- Shared by the specs: run commands, write scripts, read reports.
+local helper = {}
+
+local function sh_quote (s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+helper.quote = sh_quote
+
+local function read_all (path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+helper.read = read_all
+
+local function abspath (p)
+  if p:sub(1, 1) == "/" then return p end
+  local pwd = os.getenv("PWD") or io.popen("pwd"):read("l")
+  return pwd .. "/" .. p
+end
+
+helper.build = abspath(os.getenv("SPROF_BUILD") or "build")
+helper.root = abspath(".")
+helper.sprof_lua = helper.build .. "/sprof-lua"
+-- the test modules (sleepy) and the sprof module, for child processes
+helper.cpath = helper.build .. "/?.so;" .. helper.build .. "/spec/?.so;"
+  .. package.cpath
+
+local tmpdir = os.tmpname()
+os.remove(tmpdir)
+assert(os.execute("mkdir -p " .. sh_quote(tmpdir)))
+helper.tmpdir = tmpdir
+local counter = 0
+
+function helper.tmpfile (suffix)
+  counter = counter + 1
+  return string.format("%s/f%d%s", tmpdir, counter, suffix or "")
+end
+
+-- Writes a Lua script and returns its path.
+function helper.script (code)
+  local path = helper.tmpfile(".lua")
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  return path
+end
+
+-- Runs a shell command; returns { out =, err =, status = }.
+function helper.run (cmd, env)
+  local out, err = helper.tmpfile(".out"), helper.tmpfile(".err")
+  local prefix = "LUA_CPATH=" .. sh_quote(helper.cpath) .. " "
+  for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. sh_quote(v) .. " " end
+  local full = string.format("%s%s >%s 2>%s </dev/null", prefix, cmd,
+                             sh_quote(out), sh_quote(err))
+  local ok, how, code = os.execute(full)
+  local status = how == "exit" and code or 128 + code
+  return { out = read_all(out) or "", err = read_all(err) or "",
+           status = status, ok = ok }
+end
+
+-- Runs sprof-lua with the given options (a string) on a script.
+function helper.sprof (opts, script, args, env)
+  return helper.run(string.format("%s %s %s %s", sh_quote(helper.sprof_lua),
+                                  opts or "", sh_quote(script), args or ""), env)
+end
+
+-- Parses collapsed stacks: a list of { frames = {...}, us = n } and total.
+function helper.collapsed (text)
+  local stacks, total = {}, 0
+  for line in text:gmatch("[^\n]+") do
+    local path, us = line:match("^(.*) (%d+)$")
+    assert(path, "not a collapsed line: " .. line)
+    local frames = {}
+    for f in (path .. ";"):gmatch("([^;]*);") do frames[#frames + 1] = f end
+    stacks[#stacks + 1] = { frames = frames, us = tonumber(us) }
+    total = total + tonumber(us)
+  end
+  return stacks, total
+end
+
+-- Time (us) of the stacks that pass through a frame whose name matches
+-- 'name' exactly (the name is what comes before " file:line").
+local function frame_name (f) return (f:match("^(.-) [^ ]+:%d+$") or f) end
+helper.frame_name = frame_name
+
+function helper.time_in (stacks, name, under)
+  local sum = 0
+  for _, s in ipairs(stacks) do
+    for i, f in ipairs(s.frames) do
+      if frame_name(f) == name
+         and (under == nil or (i > 1 and frame_name(s.frames[i - 1]) == under)) then
+        sum = sum + s.us
+        break
+      end
+    end
+  end
+  return sum
+end
+
+-- Time (us) of the stacks whose innermost frame is 'name'.
+function helper.self_in (stacks, name)
+  local sum = 0
+  for _, s in ipairs(stacks) do
+    if frame_name(s.frames[#s.frames]) == name then sum = sum + s.us end
+  end
+  return sum
+end
+
+-- The lines of a text report as { seconds, percent, name, where }.
+function helper.text_lines (text)
+  local lines = {}
+  for line in text:gmatch("[^\n]+") do
+    local secs, pct, rest = line:match("(%d+%.%d+)%s+(%d+%.%d)%%%s+(.*)$")
+    if secs then
+      local name, where = rest:match("^(.-)  (%S+)")
+      lines[#lines + 1] = { seconds = tonumber(secs), percent = tonumber(pct),
+                            name = name or rest, where = where }
+    end
+  end
+  return lines
+end
+
+function helper.find_line (lines, name)
+  for _, l in ipairs(lines) do if l.name == name then return l end end
+end
+
+return helper
