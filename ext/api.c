@@ -50,7 +50,6 @@ sprof_Profiler *sprof_new (double interval, const char *clock,
   }
   P->interval = P->session.interval = interval;
   P->clock = P->session.clock = kind;
-  P->stat_fd = -1;
   return P;
 }
 
@@ -86,7 +85,8 @@ const char *sprof_start (sprof_Profiler *P, lua_State *L) {
   P->chained_hook = NULL;
   P->chained_mask = P->chained_count = 0;
   atomic_store(&P->pending, 0);
-  P->in_hook = 0;
+  atomic_store(&P->in_hook, 0);
+  atomic_store(&P->arming, 0);
   capture_learn_cnames(P, L);
   err = profile_register(P);
   if (err == EBUSY)
@@ -130,11 +130,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   capture_disarm(P);
   P->running = 0;
   if (L != NULL) capture_record(P, L, level);
-  else {
-    int none = 0;
-    uint64_t now = capture_now(P->clock);
-    session_add_stack(S, &none, 0, now - P->last_ns, 1);
-  }
+  else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
   session_name_from_source(S);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
   S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
@@ -151,6 +147,7 @@ const char *sprof_stop (sprof_Profiler *P) {
 
 void sprof_reset (sprof_Profiler *P) {
   session_clear(&P->session);
+  P->last_node = 0;
   P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
   if (P->running) {
     P->session.start_time = unix_time();

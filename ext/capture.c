@@ -5,6 +5,7 @@
 ** Between samples nothing of ours runs.
 */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,7 +197,10 @@ void capture_record (Profiler *P, lua_State *L, int level) {
     P->stack[i] = P->stack[j];
     P->stack[j] = t;
   }
-  session_add_stack(S, P->stack, n, weight, 1);
+  if (n == 0 && P->last_node > 0)  /* no Lua running: as where we were */
+    session_add_weight(S, P->last_node, weight);
+  else
+    P->last_node = session_add_stack(S, P->stack, n, weight, 1);
 }
 
 
@@ -231,13 +235,14 @@ void capture_hook (lua_State *L, lua_Debug *ar) {
     return;
   }
   t0 = capture_now(CLOCK_KIND_WALL);
-  P->in_hook = 1;
+  atomic_store(&P->in_hook, 1);
+  while (atomic_load(&P->arming)) sched_yield();  /* let its arm finish */
   if (atomic_exchange(&P->pending, 0)) {
     int skip = ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL;
     capture_record(P, L, skip);
   }
   capture_disarm(P);
-  P->in_hook = 0;
+  atomic_store(&P->in_hook, 0);
   P->hook_ns += capture_now(CLOCK_KIND_WALL) - t0;
   forward(P, L, ar);  /* last: it may raise an error */
 }

@@ -76,36 +76,78 @@ static int name_in_line (const char *line, char *name) {
 }
 
 
-/* Reads line 'wanted' (1-based) of a file. */
-static int read_line (const char *path, int wanted, char *line, size_t size) {
-  FILE *f = fopen(path, "r");
-  int n = 0;
-  if (f == NULL) return 0;
-  while (fgets(line, (int)size, f)) {
-    if (strchr(line, '\n') == NULL && !feof(f)) {  /* a long line */
-      int c;
-      while ((c = fgetc(f)) != EOF && c != '\n') {}
-    }
-    if (++n == wanted) {
-      fclose(f);
-      return 1;
-    }
-  }
-  fclose(f);
-  return 0;
+/* One source file in memory, with where each line starts. */
+typedef struct Source {
+  char *path;
+  char *text;
+  long *starts;   /* starts[i]: offset of line i + 1 */
+  int nlines;
+} Source;
+
+
+static void source_free (Source *src) {
+  free(src->path);
+  free(src->text);
+  free(src->starts);
+  memset(src, 0, sizeof *src);
 }
 
 
+static int source_load (Source *src, const char *path) {
+  FILE *f;
+  long size, i;
+  source_free(src);
+  f = fopen(path, "rb");
+  if (f == NULL) return 0;
+  if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0
+      || fseek(f, 0, SEEK_SET) != 0
+      || (src->text = malloc((size_t)size + 1)) == NULL
+      || fread(src->text, 1, (size_t)size, f) != (size_t)size) {
+    fclose(f);
+    source_free(src);
+    return 0;
+  }
+  fclose(f);
+  src->text[size] = '\0';
+  src->starts = malloc(sizeof *src->starts * (size_t)(size + 2));
+  src->path = malloc(strlen(path) + 1);
+  if (src->starts == NULL || src->path == NULL) {
+    source_free(src);
+    return 0;
+  }
+  strcpy(src->path, path);
+  src->starts[src->nlines++] = 0;
+  for (i = 0; i < size; i++)
+    if (src->text[i] == '\n') {
+      src->text[i] = '\0';
+      src->starts[src->nlines++] = i + 1;
+    }
+  return 1;
+}
+
+
+/*
+** Names Lua functions after their definition, as people read them
+** ("M.handler", "Queue:push", "work"): a call site's name is often just
+** the parameter that held the function ("cb", "f"). Each frame is looked
+** at once; a file is read once per call.
+*/
 void session_name_from_source (Session *S) {
+  Source src;
   int i;
+  memset(&src, 0, sizeof src);
   for (i = 0; i < S->nframes; i++) {
     Frame *f = &S->frames[i];
-    char line[1024], name[MAX_NAME];
-    if (f->kind != FRAME_LUA || f->line <= 0
-        || strcmp(f->name, "(anonymous)") != 0 || f->file[0] == '[')
+    char name[MAX_NAME];
+    if (f->kind != FRAME_LUA || f->source_checked) continue;
+    f->source_checked = 1;
+    if (f->line <= 0 || f->file[0] == '[') continue;
+    if ((src.path == NULL || strcmp(src.path, f->file) != 0)
+        && !source_load(&src, f->file))
       continue;
-    if (read_line(f->file, f->line, line, sizeof line)
-        && name_in_line(line, name)) {
+    if (f->line <= src.nlines
+        && name_in_line(src.text + src.starts[f->line - 1], name)
+        && strcmp(name, f->name) != 0) {
       char *copy = malloc(strlen(name) + 1);
       if (copy == NULL) continue;
       strcpy(copy, name);
@@ -113,4 +155,5 @@ void session_name_from_source (Session *S) {
       f->name = copy;
     }
   }
+  source_free(&src);
 }

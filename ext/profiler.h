@@ -33,18 +33,19 @@ typedef struct Profiler {
   int chained_mask;
   int chained_count;
   int chained_left;       /* count events until the chained one is due */
-  /* shared with the signal handler (same OS thread) */
-  volatile sig_atomic_t in_hook;  /* the hook is running: do not re-arm */
+  /* shared with the signal handler and the sampler thread */
+  atomic_int in_hook;     /* the hook is running: do not re-arm */
+  atomic_int arming;      /* the sampler thread is arming the hook */
   atomic_int pending;     /* a sample is due at the next safe point */
   uint64_t handler_ns;    /* time spent in the signal handler */
   uint64_t hook_ns;       /* time spent recording samples */
   uint64_t last_ns;       /* clock reading at the previous sample */
+  int last_node;          /* call-tree node of the previous sample */
   uint64_t run_wall_ns;   /* wall clock when this run started */
   uint64_t run_cpu_ns;    /* thread CPU clock when this run started */
   /* timer back-ends: a sampler thread (wall) or a POSIX timer (cpu) */
   pthread_t sampler;      /* wall clock: ticks and signals the thread */
   atomic_int sampler_on;  /* cleared to stop the sampler thread */
-  int stat_fd;            /* /proc/self/task/TID/stat, to see if it runs */
   uint64_t sampler_cpu_ns;/* CPU time the sampler thread used */
   timer_t timer;          /* cpu clock: fires on the thread's CPU time */
   int timer_made;         /* 'timer' exists */

@@ -96,6 +96,7 @@ int session_frame (Session *S, FrameKind kind, const char *name,
   f->line = line;
   f->kind = (unsigned char)kind;
   f->addr = addr;
+  f->source_checked = 0;
   f->library = kind == FRAME_LUA && frame_is_library_path(file);
   if (!map_put(m, key, S->nframes)) {
     free(f->name); free(f->file);
@@ -150,22 +151,29 @@ static int child_of (Session *S, int parent, int frame) {
 
 
 /*
-** Adds a stack given root first. Returns 0 if memory ran out (the weight
-** then stays on the deepest node that could be made, so no time is lost).
+** Adds a stack given root first; returns its leaf node. If memory runs out
+** the weight stays on the deepest node that could be made: no time is lost.
 */
 int session_add_stack (Session *S, const int *frames, int n,
                        uint64_t weight_ns, uint64_t samples) {
-  int node = 0, i, ok = 1;
+  int node = 0, i;
   for (i = 0; i < n; i++) {
     int child = child_of(S, node, frames[i]);
-    if (child < 0) { ok = 0; break; }
+    if (child < 0) break;
     node = child;
   }
   S->nodes[node].self_ns += weight_ns;
   S->nodes[node].samples += samples;
   S->samples += samples;
   S->weight_ns += weight_ns;
-  return ok;
+  return node;
+}
+
+
+/* Time that belongs to a known node but is not a sample of its own. */
+void session_add_weight (Session *S, int node, uint64_t weight_ns) {
+  S->nodes[node].self_ns += weight_ns;
+  S->weight_ns += weight_ns;
 }
 
 

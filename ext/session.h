@@ -24,6 +24,7 @@ typedef struct Frame {
   int line;             /* line where the function is defined; 0 if none */
   unsigned char kind;   /* a FrameKind */
   unsigned char library;/* code from the system Lua directories */
+  unsigned char source_checked; /* names.c has looked at its source */
   const void *addr;     /* function address for FRAME_C, else NULL */
 } Frame;
 
@@ -67,6 +68,7 @@ int session_frame (Session *S, FrameKind kind, const char *name,
                    const char *file, int line, const void *addr);
 int session_add_stack (Session *S, const int *frames, int n,
                        uint64_t weight_ns, uint64_t samples);
+void session_add_weight (Session *S, int node, uint64_t weight_ns);
 void session_set_program (Session *S, const char *program);
 
 int frame_is_library_path (const char *file);

@@ -38,6 +38,7 @@ typedef struct Args {
 static sprof_Profiler *profiler;
 static lua_State *globalL;
 static Args args;
+static int started;   /* the script began to run: a report is due */
 static int reported;
 
 
@@ -151,7 +152,7 @@ static void write_report (void) {
   char *text;
   size_t len;
   FILE *to;
-  if (reported || profiler == NULL) return;
+  if (reported || !started) return;
   reported = 1;
   if (sprof_running(profiler)) sprof_stop(profiler);
   to = args.outfile == NULL ? stderr
@@ -311,6 +312,7 @@ static int pmain (lua_State *L) {
     fprintf(stderr, "%s: %s\n", progname, error);
     return 0;
   }
+  started = 1;
   status = docall(L, n, LUA_MULTRET);
   sprof_stop(profiler);
   write_report();
@@ -328,6 +330,7 @@ static int render_loads (void) {
     fprintf(stderr, "%s: %s\n", progname, error);
     return EXIT_FAILURE;
   }
+  started = 1;
   for (i = 0; i < args.nloads; i++) {
     error = sprof_load(profiler, args.loads[i]);
     if (error) {

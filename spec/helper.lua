@@ -51,9 +51,11 @@ end
 -- Runs a shell command; returns { out =, err =, status = }.
 function helper.run (cmd, env)
   local out, err = helper.tmpfile(".out"), helper.tmpfile(".err")
-  local prefix = "LUA_CPATH=" .. sh_quote(helper.cpath) .. " "
-  for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. sh_quote(v) .. " " end
-  local full = string.format("%s%s >%s 2>%s </dev/null", prefix, cmd,
+  local prefix = "export LUA_CPATH=" .. sh_quote(helper.cpath) .. "; "
+  for k, v in pairs(env or {}) do
+    prefix = prefix .. "export " .. k .. "=" .. sh_quote(v) .. "; "
+  end
+  local full = string.format("%s{ %s; } >%s 2>%s </dev/null", prefix, cmd,
                              sh_quote(out), sh_quote(err))
   local ok, how, code = os.execute(full)
   local status = how == "exit" and code or 128 + code
