@@ -61,11 +61,11 @@ static void header (TextCtx *t) {
   if (duration > 0) {
     buf_printf(out, "   CPU: %.0f%% of wall time",
                100.0 * (S->cpu_ns / 1e9) / duration);
-    buf_printf(out, "\n  Profiler overhead: %.2f%% (handler + hook, %.1f ms)",
-               100.0 * (S->overhead_ns / 1e9) / duration,
+    buf_printf(out, "\n  Profiler overhead: %.2f%% of the run in the program's "
+               "thread (%.1f ms)", 100.0 * (S->overhead_ns / 1e9) / duration,
                S->overhead_ns / 1e6);
     if (S->sampler_ns > 0)
-      buf_printf(out, ", sampler thread %.2f%% of a CPU",
+      buf_printf(out, ", %.2f%% of a CPU in the sampler thread",
                  100.0 * (S->sampler_ns / 1e9) / duration);
   }
   buf_puts(out, "\n\n");

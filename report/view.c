@@ -108,7 +108,8 @@ static void prune_and_sort (ViewNode *v, uint64_t min_ns) {
     }
   }
   v->nchildren = kept;
-  qsort(v->children, (size_t)kept, sizeof *v->children, by_total);
+  if (kept > 1)
+    qsort(v->children, (size_t)kept, sizeof *v->children, by_total);
 }
 
 
