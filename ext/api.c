@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include <lauxlib.h>
+
 #include "../report/report.h"
 #include "profiler.h"
 #include "sprof.h"
@@ -50,6 +52,7 @@ sprof_Profiler *sprof_new (double interval, const char *clock,
   }
   P->interval = P->session.interval = interval;
   P->clock = P->session.clock = kind;
+  P->anchor_ref = LUA_NOREF;
   return P;
 }
 
@@ -82,13 +85,13 @@ const char *sprof_start (sprof_Profiler *P, lua_State *L) {
                    "call stop() first");
   P->L = L;
   P->tid = profile_gettid();
-  P->chained_hook = NULL;
-  P->chained_mask = P->chained_count = 0;
   atomic_store(&P->pending, 0);
   atomic_store(&P->in_hook, 0);
   atomic_store(&P->arming, 0);
   capture_learn_cnames(P, L);
+  threads_start(P, L);
   err = profile_register(P);
+  if (err != 0) threads_stop(P);
   if (err == EBUSY)
     return fail(P, "sprof: another profiler is already running in this "
                    "thread; stop it first");
@@ -105,6 +108,7 @@ const char *sprof_start (sprof_Profiler *P, lua_State *L) {
   if (err != 0) {
     P->running = 0;
     profile_unregister(P);
+    threads_stop(P);
     return fail(P, "sprof: cannot start the sampling timer: %s",
                 strerror(err));
   }
@@ -127,7 +131,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
                    "called start()");
   profile_timer_stop(P);
   profile_unregister(P);
-  capture_disarm(P);
+  threads_stop(P);
   P->running = 0;
   if (L != NULL) capture_record(P, L, level);
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);

@@ -25,34 +25,6 @@ uint64_t capture_now (ClockKind clock) {
 }
 
 
-/*
-** Arms the hook on the profiled thread so that it fires at the very next
-** instruction, call or return. Called from the signal handler (and from
-** the sampler thread while the profiled thread is blocked), so it only
-** reads hook fields and calls lua_sethook, as lua.c does on Ctrl-C.
-** A hook that is not ours was set by the program since we last looked:
-** it becomes the chained hook.
-*/
-void capture_arm (Profiler *P) {
-  lua_State *L = P->L;
-  lua_Hook current = lua_gethook(L);
-  if (current != capture_hook) {
-    P->chained_hook = current;
-    P->chained_mask = current ? lua_gethookmask(L) : 0;
-    P->chained_count = lua_gethookcount(L);
-    P->chained_left = P->chained_count;
-  }
-  lua_sethook(L, capture_hook, P->chained_mask | OUR_MASK, 1);
-}
-
-
-/* Puts the chained hook back (or none), if ours is the one installed. */
-void capture_disarm (Profiler *P) {
-  if (lua_gethook(P->L) == capture_hook)
-    lua_sethook(P->L, P->chained_hook, P->chained_mask, P->chained_count);
-}
-
-
 /* ------------------------------------------------------- frame naming */
 
 /*
@@ -84,7 +56,7 @@ static void learn_name (Profiler *P, lua_CFunction fn, const char *module,
 
 
 /* Names the C functions in the table on the top of the stack. */
-static void learn_module (Profiler *P, lua_State *L, const char *module) {
+void capture_learn_module (Profiler *P, lua_State *L, const char *module) {
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)
@@ -103,13 +75,13 @@ void capture_learn_cnames (Profiler *P, lua_State *L) {
     return;
   }
   if (lua_getfield(L, -1, "_G") == LUA_TTABLE)  /* "print", not "_G.print" */
-    learn_module(P, L, NULL);
+    capture_learn_module(P, L, NULL);
   lua_pop(L, 1);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)
         && strcmp(lua_tostring(L, -2), "_G") != 0)
-      learn_module(P, L, lua_tostring(L, -2));
+      capture_learn_module(P, L, lua_tostring(L, -2));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -167,26 +139,81 @@ static int frame_of (Profiler *P, lua_State *L, lua_Debug *d) {
 
 
 /*
-** Records the Lua stack of L from 'level' outwards, weighted by the time
-** since the previous sample, so a sample that comes late (the hook waited
-** for a long C function to return) still counts all the time it stands for.
+** Appends the frames of thread L from 'level' outwards (innermost first)
+** to P->stack; returns the new count. L may be another thread than the
+** running one: a suspended resumer is read like debug.traceback reads it.
 */
-void capture_record (Profiler *P, lua_State *L, int level) {
-  Session *S = &P->session;
-  uint64_t now = capture_now(P->clock);
-  uint64_t weight = now > P->last_ns ? now - P->last_ns : 0;
+static int walk (Profiler *P, lua_State *L, int level, int n) {
   lua_Debug d;
-  int n = 0, i, j;
-  P->last_ns = now;
+  if (!lua_checkstack(L, 2)) return n;
   while (n < SPROF_MAX_DEPTH && lua_getstack(L, level, &d)) {
     int f = frame_of(P, L, &d);
     if (f >= 0) P->stack[n++] = f;
     level++;
   }
   if (n == SPROF_MAX_DEPTH && lua_getstack(L, level, &d)) {
-    int f = session_frame(S, FRAME_PSEUDO, "[truncated]", "", 0, NULL);
-    if (f >= 0) P->stack[n++] = f;
+    int f = session_frame(&P->session, FRAME_PSEUDO, "[truncated]", "", 0,
+                          NULL);
+    if (f >= 0) P->stack[n - 1] = f;
   }
+  return n;
+}
+
+
+/* Whether thread R is waiting in a C function (resume, or a host's call
+** to lua_resume) for a coroutine to yield: it is not suspended itself. */
+static int is_resuming (lua_State *R) {
+  lua_Debug d;
+  return lua_status(R) == LUA_OK && lua_getstack(R, 0, &d)
+         && lua_getinfo(R, "S", &d) && d.what[0] == 'C';
+}
+
+
+/*
+** Appends the frames of whoever resumed thread L: its resumer if known
+** and still resuming, that one's resumer, and so on; where the chain is
+** unknown, the thread that started the profiler stands in (it resumed
+** the coroutine, directly or through code we cannot see).
+*/
+static int walk_resumers (Profiler *P, lua_State *L, int n) {
+  lua_State *main = P->threads[0].L;
+  int hops;
+  for (hops = 0; L != main && hops < SPROF_MAX_THREADS; hops++) {
+    Armed *t = threads_find(P, L);
+    lua_State *R = t ? t->resumer : NULL;
+    if (R == NULL || R == L || !is_resuming(R)) R = main;
+    if (R == main && !is_resuming(main)) break;
+    n = walk(P, R, 0, n);
+    L = R;
+  }
+  return n;
+}
+
+
+/*
+** Records the stack of thread L from 'level' outwards, with its resumers'
+** below it, weighted by the time since the previous sample, so a sample
+** that comes late (the hook waited for a long C function to return) still
+** counts all the time it stands for. 'ran' is a coroutine that ran (and
+** has yielded) during that time: its main function goes on top.
+*/
+static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
+  Session *S = &P->session;
+  uint64_t now = capture_now(P->clock);
+  uint64_t weight = now > P->last_ns ? now - P->last_ns : 0;
+  int n = 0, i, j;
+  P->last_ns = now;
+  if (ran != NULL) {  /* the outermost frame of the coroutine */
+    lua_Debug d;
+    int depth = 0;
+    while (lua_getstack(ran, depth + 1, &d)) depth++;
+    if (lua_getstack(ran, depth, &d) && lua_checkstack(ran, 2)) {
+      int f = frame_of(P, ran, &d);
+      if (f >= 0) P->stack[n++] = f;
+    }
+  }
+  n = walk(P, L, level, n);
+  n = walk_resumers(P, L, n);
   /* the host's own entry (lua.c's pmain) is a nameless C function at the
      bottom of the stack: the program starts above it */
   while (n > 0 && S->frames[P->stack[n - 1]].kind == FRAME_C
@@ -204,45 +231,60 @@ void capture_record (Profiler *P, lua_State *L, int level) {
 }
 
 
-/* Hands the event on to the hook that was there before ours. */
-static void forward (Profiler *P, lua_State *L, lua_Debug *ar) {
-  int event_mask = ar->event == LUA_HOOKTAILCALL ? LUA_MASKCALL
-                                                 : 1 << ar->event;
-  if (P->chained_hook == NULL || !(P->chained_mask & event_mask)) return;
-  if (ar->event == LUA_HOOKCOUNT) {
-    if (--P->chained_left > 0) return;
-    P->chained_left = P->chained_count;
-  }
-  P->chained_hook(L, ar);
+void capture_record (Profiler *P, lua_State *L, int level) {
+  record(P, L, level, NULL);
 }
 
 
 /*
-** The hook. At a call event the callee has not started yet: the sample
-** belongs to its caller, so level 0 is skipped. At a return event the
-** returning function is still on the stack and is the one that ran.
+** The hook, in whichever armed thread runs first. At a call event the
+** callee has not started yet: the sample belongs to its caller, so level
+** 0 is skipped. At a return event the returning function is still on the
+** stack and is the one that ran. At a call or return of a resume, the
+** coroutine is adopted: at the call, it is armed and takes the sample
+** itself as it starts; at the return, the sample (which waited for the
+** coroutine to yield) goes to the coroutine's main function.
 */
 void capture_hook (lua_State *L, lua_Debug *ar) {
   Profiler *P = profile_of_thread(profile_gettid());
+  int is_call = ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL;
+  lua_State *co = NULL;
+  lua_Hook due;
+  Armed *t, self;
   uint64_t t0;
   if (P == NULL) {  /* left armed by a profiler that has stopped */
     lua_sethook(L, NULL, 0, 0);
     return;
   }
-  if (P->L != L) {  /* a coroutine created while armed inherited the hook */
-    lua_sethook(L, P->chained_hook, P->chained_mask, P->chained_count);
-    forward(P, L, ar);
-    return;
-  }
   t0 = capture_now(CLOCK_KIND_WALL);
-  atomic_store(&P->in_hook, 1);
-  while (atomic_load(&P->arming)) sched_yield();  /* let its arm finish */
-  if (atomic_exchange(&P->pending, 0)) {
-    int skip = ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL;
-    capture_record(P, L, skip);
+  profiler_enter(P);
+  if (ar->event != LUA_HOOKCOUNT && ar->event != LUA_HOOKLINE
+      && (co = threads_resumed_by(P, L)) != NULL) {
+    Armed *c = threads_adopt(P, L, -1, L);
+    lua_pop(L, 1);
+    if (c && is_call && atomic_load(&P->pending)) {
+      threads_arm(c);
+      co = NULL;  /* the sample waits for the coroutine's first step */
+    }
   }
-  capture_disarm(P);
-  atomic_store(&P->in_hook, 0);
+  t = threads_find(P, L);
+  if (t == NULL) {  /* it inherited our hook when it was created */
+    lua_pushthread(L);
+    t = threads_adopt(P, L, -1, NULL);
+    lua_pop(L, 1);
+  }
+  if (atomic_load(&P->pending) && (co == NULL || !is_call)) {
+    atomic_store(&P->pending, 0);
+    record(P, L, is_call, is_call ? NULL : co);
+  }
+  if (t == NULL) {  /* could not adopt it: serve it as the first thread */
+    self = P->threads[0];
+    self.L = L;
+    t = &self;
+  }
+  threads_disarm(t);
+  due = threads_due(t, ar);
+  profiler_leave(P);
   P->hook_ns += capture_now(CLOCK_KIND_WALL) - t0;
-  forward(P, L, ar);  /* last: it may raise an error */
+  if (due) due(L, ar);  /* last: it may raise an error */
 }

@@ -21,18 +21,34 @@
 ** walk is quadratic in the depth and must be bounded). */
 #define SPROF_MAX_DEPTH 256
 
+/* Coroutines armed besides the thread that started: the most recently
+** seen running. More would cost a hook call each per sample. */
+#define SPROF_MAX_THREADS 8
+
+/* A thread the timer arms. */
+typedef struct Armed {
+  lua_State *L;
+  lua_State *resumer;     /* the thread that resumed it last, if known */
+  lua_Hook chained_hook;  /* its hook from before ours: still served */
+  int chained_mask;
+  int chained_count;
+  int chained_left;       /* count events until the chained one is due */
+} Armed;
+
 typedef struct Profiler {
   Session session;        /* everything recorded so far */
   double interval;        /* seconds between samples */
   ClockKind clock;        /* wall or CPU time of the profiled thread */
   int running;            /* between start and stop */
-  lua_State *L;           /* the thread armed by the timer */
+  lua_State *L;           /* the thread that started the profiler */
   pid_t tid;              /* its OS thread */
-  /* the hook that was set before ours: it still gets all its events */
-  lua_Hook chained_hook;
-  int chained_mask;
-  int chained_count;
-  int chained_left;       /* count events until the chained one is due */
+  /* the threads the timer arms: [0] is L, then coroutines, latest first;
+     they are kept alive by a table in the registry while they are here */
+  Armed threads[SPROF_MAX_THREADS + 1];
+  int nthreads;
+  int anchor_ref;         /* registry reference of that table */
+  lua_CFunction resume_fn;/* coroutine.resume, however it is reached */
+  lua_CFunction wrap_fn;  /* the function of coroutine.wrap's closures */
   /* shared with the signal handler and the sampler thread */
   atomic_int in_hook;     /* the hook is running: do not re-arm */
   atomic_int arming;      /* the sampler thread is arming the hook */
@@ -60,12 +76,24 @@ typedef struct Profiler {
 
 /* capture.c */
 void capture_hook (lua_State *L, lua_Debug *ar);
-void capture_arm (Profiler *P);
-void capture_disarm (Profiler *P);
 void capture_record (Profiler *P, lua_State *L, int level);
 void capture_learn_cnames (Profiler *P, lua_State *L);
+void capture_learn_module (Profiler *P, lua_State *L, const char *module);
 void capture_free_cnames (Profiler *P);
 uint64_t capture_now (ClockKind clock);
+
+/* threads.c */
+void threads_start (Profiler *P, lua_State *L);
+void threads_stop (Profiler *P);
+void capture_arm (Profiler *P);
+void threads_arm (Armed *t);
+void threads_disarm (Armed *t);
+Armed *threads_find (Profiler *P, lua_State *L);
+Armed *threads_adopt (Profiler *P, lua_State *L, int idx, lua_State *resumer);
+lua_State *threads_resumed_by (Profiler *P, lua_State *L);
+lua_Hook threads_due (Armed *t, lua_Debug *ar);
+void profiler_enter (Profiler *P);
+void profiler_leave (Profiler *P);
 
 /* api.c */
 const char *profiler_stop_from (Profiler *P, lua_State *L, int level);

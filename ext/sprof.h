@@ -43,6 +43,12 @@ int sprof_running (const sprof_Profiler *P);
 void sprof_reset (sprof_Profiler *P);
 void sprof_set_program (sprof_Profiler *P, const char *program);
 
+/* A host that resumes coroutines with lua_resume itself calls this just
+** before, from the thread that runs 'from' (NULL if none): the time the
+** coroutine then runs is found in it, under the frames of 'from'. Cheap,
+** and does nothing unless a profiler runs in this OS thread. */
+void sprof_resuming (lua_State *co, lua_State *from);
+
 /* format: "text", "collapsed" or "json". The result is malloc'd. */
 char *sprof_render (sprof_Profiler *P, const char *format,
                     const sprof_RenderOptions *options, size_t *len,

@@ -60,7 +60,7 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
   if (P != NULL) {
     uint64_t t0 = capture_now(CLOCK_KIND_WALL);
     atomic_store(&P->pending, 1);
-    if (!P->in_hook) capture_arm(P);
+    if (!atomic_load(&P->in_hook)) capture_arm(P);
     P->handler_ns += capture_now(CLOCK_KIND_WALL) - t0;
   }
   else if ((old_action.sa_flags & SA_SIGINFO)

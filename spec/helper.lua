@@ -85,7 +85,10 @@ end
 
 -- Time (us) of the stacks that pass through a frame whose name matches
 -- 'name' exactly (the name is what comes before " file:line").
-local function frame_name (f) return (f:match("^(.-) [^ ]+:%d+$") or f) end
+local function frame_name (f)
+  -- names have no spaces but "(main chunk)"-like ones; files may have
+  return f:match("^(%(.-%))") or f:match("^(%S+)")
+end
 helper.frame_name = frame_name
 
 function helper.time_in (stacks, name, under)
