@@ -117,23 +117,38 @@ static const char *source_name (lua_Debug *d) {
 }
 
 
+/*
+** The frame of a stack level. The name a call site gives ("n") costs a
+** scan of the caller's code, so it is asked only for frames not yet
+** known, or still without a name.
+*/
 static int frame_of (Profiler *P, lua_State *L, lua_Debug *d) {
   Session *S = &P->session;
-  lua_getinfo(L, "Sn", d);
+  int known;
+  lua_getinfo(L, "S", d);
   if (d->what[0] == 'C') {
     lua_CFunction fn;
     const char *name;
     lua_getinfo(L, "f", d);
     fn = lua_tocfunction(L, -1);
     lua_pop(L, 1);
+    known = session_find_frame(S, FRAME_C, "", "[C]", 0, (const void *)fn);
+    if (known >= 0) return known;
     name = cname_of(P, L, fn);
-    return session_frame(S, FRAME_C,
-                         name ? name : d->name ? d->name : UNNAMED_C,
-                         "[C]", 0, (const void *)fn);
+    if (name == NULL) {
+      lua_getinfo(L, "n", d);
+      name = d->name ? d->name : UNNAMED_C;
+    }
+    return session_frame(S, FRAME_C, name, "[C]", 0, (const void *)fn);
   }
-  return session_frame(S, FRAME_LUA,
-                       d->what[0] == 'm' ? "(main chunk)"
-                                         : d->name ? d->name : "(anonymous)",
+  if (d->what[0] == 'm')
+    return session_frame(S, FRAME_LUA, "(main chunk)", source_name(d), 0, NULL);
+  known = session_find_frame(S, FRAME_LUA, "", source_name(d),
+                             d->linedefined, NULL);
+  if (known >= 0 && strcmp(S->frames[known].name, "(anonymous)") != 0)
+    return known;
+  lua_getinfo(L, "n", d);
+  return session_frame(S, FRAME_LUA, d->name ? d->name : "(anonymous)",
                        source_name(d), d->linedefined, NULL);
 }
 

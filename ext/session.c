@@ -60,24 +60,32 @@ static char *dupstr (const char *s) {
 ** A Lua function is known by where it is defined, so calls that name it
 ** differently land on one frame; its first known name is kept.
 */
+/* The index of a frame if it is known, else -1. (The name matters only
+** for pseudo and native frames.) */
+int session_find_frame (const Session *S, FrameKind kind, const char *name,
+                        const char *file, int line, const void *addr) {
+  uint64_t key = frame_key(kind, name, file, line, addr);
+  const IntMap *m = &S->frame_index;
+  uint32_t j = map_slot(m, key);
+  for (; m->vals[j] >= 0; j = (j + 1) & (m->cap - 1))
+    if (m->keys[j] == key
+        && frame_matches(&S->frames[m->vals[j]], kind, name, file, line, addr))
+      return m->vals[j];
+  return -1;
+}
+
+
 int session_frame (Session *S, FrameKind kind, const char *name,
                    const char *file, int line, const void *addr) {
-  uint64_t key = frame_key(kind, name, file, line, addr);
-  IntMap *m = &S->frame_index;
-  uint32_t j = map_slot(m, key);
+  int known = session_find_frame(S, kind, name, file, line, addr);
   Frame *f;
-  for (; m->vals[j] >= 0; j = (j + 1) & (m->cap - 1)) {
-    if (m->keys[j] == key) {
-      f = &S->frames[m->vals[j]];
-      if (frame_matches(f, kind, name, file, line, addr)) {
-        if (strcmp(f->name, "(anonymous)") == 0 && name[0] != '(') {
-          /* called by a name this time */
-          char *better = dupstr(name);
-          if (better) { free(f->name); f->name = better; }
-        }
-        return m->vals[j];
-      }
+  if (known >= 0) {
+    f = &S->frames[known];
+    if (strcmp(f->name, "(anonymous)") == 0 && name[0] != '(') {
+      char *better = dupstr(name);  /* called by a name this time */
+      if (better) { free(f->name); f->name = better; }
     }
+    return known;
   }
   if (S->nframes == S->frames_cap) {
     int cap = S->frames_cap ? S->frames_cap * 2 : 64;
@@ -98,7 +106,8 @@ int session_frame (Session *S, FrameKind kind, const char *name,
   f->addr = addr;
   f->source_checked = 0;
   f->library = kind == FRAME_LUA && frame_is_library_path(file);
-  if (!map_put(m, key, S->nframes)) {
+  if (!map_put(&S->frame_index, frame_key(kind, name, file, line, addr),
+               S->nframes)) {
     free(f->name); free(f->file);
     return -1;
   }

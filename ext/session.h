@@ -66,6 +66,8 @@ void session_clear (Session *S);
 
 int session_frame (Session *S, FrameKind kind, const char *name,
                    const char *file, int line, const void *addr);
+int session_find_frame (const Session *S, FrameKind kind, const char *name,
+                        const char *file, int line, const void *addr);
 int session_add_stack (Session *S, const int *frames, int n,
                        uint64_t weight_ns, uint64_t samples);
 void session_add_weight (Session *S, int node, uint64_t weight_ns);
