@@ -1,6 +1,6 @@
 /*
-** api.c — the profiler's life cycle: new, start, stop, reset, and the
-** public C API of sprof.h on top of it.
+** api.c — the profiler's life cycle: new, start, stop, reset, render.
+** The Lua module, the command and the C API (capi.c) stand on these.
 */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,7 +13,6 @@
 
 #include "../report/report.h"
 #include "profiler.h"
-#include "sprof.h"
 
 
 static const char *fail (Profiler *P, const char *fmt, ...) {
@@ -25,7 +24,7 @@ static const char *fail (Profiler *P, const char *fmt, ...) {
 }
 
 
-sprof_Profiler *sprof_new (double interval, const char *clock,
+Profiler *profiler_new (double interval, const char *clock,
                            const char **error) {
   Profiler *P;
   ClockKind kind;
@@ -57,16 +56,16 @@ sprof_Profiler *sprof_new (double interval, const char *clock,
 }
 
 
-void sprof_free (sprof_Profiler *P) {
+void profiler_free (Profiler *P) {
   if (P == NULL) return;
-  if (P->running) sprof_stop(P);
+  if (P->running) profiler_stop(P);
   capture_free_cnames(P);
   session_free(&P->session);
   free(P);
 }
 
 
-int sprof_running (const sprof_Profiler *P) {
+int profiler_running (const Profiler *P) {
   return P->running;
 }
 
@@ -78,8 +77,9 @@ static double unix_time (void) {
 }
 
 
-const char *sprof_start (sprof_Profiler *P, lua_State *L) {
+const char *profiler_start (Profiler *P, lua_State *L) {
   int err;
+  P->error[0] = '\0';
   if (P->running)
     return fail(P, "sprof: start() called on a running profiler; "
                    "call stop() first");
@@ -98,9 +98,11 @@ const char *sprof_start (sprof_Profiler *P, lua_State *L) {
   if (err != 0)
     return fail(P, "sprof: cannot install the profiling signal handler: %s",
                 strerror(err));
-  if (P->session.samples == 0 && P->session.duration_ns == 0)
-    P->session.start_time = unix_time();
   P->run_wall_ns = capture_now(CLOCK_KIND_WALL);
+  if (P->session.samples == 0 && P->session.duration_ns == 0) {
+    P->session.start_time = unix_time();
+    P->first_wall_ns = P->run_wall_ns;
+  }
   P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
   P->last_ns = capture_now(P->clock);
   P->running = 1;
@@ -144,39 +146,34 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
 }
 
 
-const char *sprof_stop (sprof_Profiler *P) {
+const char *profiler_stop (Profiler *P) {
   return profiler_stop_from(P, P->running ? P->L : NULL, 0);
 }
 
 
-void sprof_reset (sprof_Profiler *P) {
+void profiler_reset (Profiler *P) {
   session_clear(&P->session);
   P->last_node = 0;
   P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
   if (P->running) {
     P->session.start_time = unix_time();
-    P->run_wall_ns = capture_now(CLOCK_KIND_WALL);
+    P->run_wall_ns = P->first_wall_ns = capture_now(CLOCK_KIND_WALL);
     P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
     P->last_ns = capture_now(P->clock);
   }
 }
 
 
-void sprof_set_program (sprof_Profiler *P, const char *program) {
+void profiler_set_program (Profiler *P, const char *program) {
   session_set_program(&P->session, program);
 }
 
 
-char *sprof_render (sprof_Profiler *P, const char *format,
-                    const sprof_RenderOptions *options, size_t *len,
-                    const char **error) {
+char *profiler_render (Profiler *P, const char *format,
+                       const RenderOptions *options, size_t *len,
+                       const char **error) {
   Buf out;
-  RenderOptions ro = report_default_options();
-  if (options != NULL) {
-    ro.show_all = options->show_all;
-    ro.color = options->color;
-    if (options->threshold >= 0) ro.threshold = options->threshold;
-  }
+  RenderOptions ro = options ? *options : report_default_options();
   buf_init(&out);
   if (!report_render(&P->session, format, &ro, &out)) {
     buf_free(&out);
@@ -194,12 +191,12 @@ char *sprof_render (sprof_Profiler *P, const char *format,
 }
 
 
-const char *sprof_write (sprof_Profiler *P, const char *path,
+const char *profiler_write (Profiler *P, const char *path,
                          const char *format,
-                         const sprof_RenderOptions *options) {
+                         const RenderOptions *options) {
   const char *error = NULL;
   size_t len;
-  char *text = sprof_render(P, format, options, &len, &error);
+  char *text = profiler_render(P, format, options, &len, &error);
   FILE *f;
   if (text == NULL) return error;
   f = fopen(path, "wb");
@@ -216,7 +213,7 @@ const char *sprof_write (sprof_Profiler *P, const char *path,
 }
 
 
-const char *sprof_load (sprof_Profiler *P, const char *path) {
+const char *profiler_load (Profiler *P, const char *path) {
   char why[200];
   if (!report_load_json_file(&P->session, path, why, sizeof why))
     return fail(P, "sprof: cannot load '%s': %s", path, why);

@@ -241,8 +241,11 @@ static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   }
   if (n == 0 && P->last_node > 0)  /* no Lua running: as where we were */
     session_add_weight(S, P->last_node, weight);
-  else
+  else {
     P->last_node = session_add_stack(S, P->stack, n, weight, 1);
+    session_add_moment(S, capture_now(CLOCK_KIND_WALL) - P->first_wall_ns,
+                       P->last_node);
+  }
 }
 
 

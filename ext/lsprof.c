@@ -74,7 +74,7 @@ static int l_new (lua_State *L) {
   box = lua_newuserdatauv(L, sizeof *box, 1);  /* uservalue: the thread */
   *box = NULL;
   luaL_setmetatable(L, PROFILER_MT);
-  *box = sprof_new(interval, clock, &error);
+  *box = profiler_new(interval, clock, &error);
   if (*box == NULL) return luaL_error(L, "%s", error);
   return 1;
 }
@@ -82,7 +82,7 @@ static int l_new (lua_State *L) {
 
 static int l_start (lua_State *L) {
   Profiler *P = check_profiler(L);
-  const char *error = sprof_start(P, L);
+  const char *error = profiler_start(P, L);
   if (error) return luaL_error(L, "%s", error);
   lua_pushthread(L);            /* keep the sampled thread alive */
   lua_setiuservalue(L, 1, 1);
@@ -103,24 +103,22 @@ static int l_stop (lua_State *L) {
 
 
 static int l_reset (lua_State *L) {
-  sprof_reset(check_profiler(L));
+  profiler_reset(check_profiler(L));
   lua_settop(L, 1);
   return 1;
 }
 
 
 static int l_running (lua_State *L) {
-  lua_pushboolean(L, sprof_running(check_profiler(L)));
+  lua_pushboolean(L, profiler_running(check_profiler(L)));
   return 1;
 }
 
 
-static sprof_RenderOptions render_options (lua_State *L, int t, int color) {
+static RenderOptions render_options (lua_State *L, int t, int color) {
   static const char *const known[] = {"show_all", "color", "threshold", NULL};
-  sprof_RenderOptions o;
-  o.show_all = 0;
+  RenderOptions o = report_default_options();
   o.color = color;
-  o.threshold = -1;  /* the default */
   if (lua_isnoneornil(L, t)) return o;
   luaL_checktype(L, t, LUA_TTABLE);
   check_keys(L, t, known);
@@ -128,16 +126,18 @@ static sprof_RenderOptions render_options (lua_State *L, int t, int color) {
   o.show_all = lua_toboolean(L, -1);
   if (lua_getfield(L, t, "color") != LUA_TNIL) o.color = lua_toboolean(L, -1);
   lua_pop(L, 2);
-  o.threshold = opt_number(L, t, "threshold", -1);
+  o.threshold = opt_number(L, t, "threshold", o.threshold);
+  if (!(o.threshold >= 0 && o.threshold < 1))
+    luaL_error(L, "sprof: option 'threshold' must be a share in [0, 1)");
   return o;
 }
 
 
 static int push_render (lua_State *L, Profiler *P, const char *format,
-                        const sprof_RenderOptions *o) {
+                        const RenderOptions *o) {
   const char *error = NULL;
   size_t len;
-  char *text = sprof_render(P, format, o, &len, &error);
+  char *text = profiler_render(P, format, o, &len, &error);
   if (text == NULL) return luaL_error(L, "%s", error);
   lua_pushlstring(L, text, len);
   free(text);
@@ -148,14 +148,14 @@ static int push_render (lua_State *L, Profiler *P, const char *format,
 static int l_output (lua_State *L) {
   Profiler *P = check_profiler(L);
   const char *format = luaL_optstring(L, 2, "text");
-  sprof_RenderOptions o = render_options(L, 3, 0);
+  RenderOptions o = render_options(L, 3, 0);
   return push_render(L, P, format, &o);
 }
 
 
 static int l_output_text (lua_State *L) {
   Profiler *P = check_profiler(L);
-  sprof_RenderOptions o = render_options(L, 2, 0);
+  RenderOptions o = render_options(L, 2, 0);
   return push_render(L, P, "text", &o);
 }
 
@@ -169,7 +169,7 @@ static int stdout_wants_color (void) {
 
 static int l_print (lua_State *L) {
   Profiler *P = check_profiler(L);
-  sprof_RenderOptions o = render_options(L, 2, stdout_wants_color());
+  RenderOptions o = render_options(L, 2, stdout_wants_color());
   size_t len;
   const char *text;
   push_render(L, P, "text", &o);
@@ -185,8 +185,8 @@ static int l_write (lua_State *L) {
   Profiler *P = check_profiler(L);
   const char *path = luaL_checkstring(L, 2);
   const char *format = luaL_optstring(L, 3, "text");
-  sprof_RenderOptions o = render_options(L, 4, 0);
-  const char *error = sprof_write(P, path, format, &o);
+  RenderOptions o = render_options(L, 4, 0);
+  const char *error = profiler_write(P, path, format, &o);
   if (error) return luaL_error(L, "%s", error);
   lua_settop(L, 1);
   return 1;
@@ -221,7 +221,7 @@ static int l_info (lua_State *L) {
 
 static int l_load (lua_State *L) {
   Profiler *P = check_profiler(L);
-  const char *error = sprof_load(P, luaL_checkstring(L, 2));
+  const char *error = profiler_load(P, luaL_checkstring(L, 2));
   if (error) return luaL_error(L, "%s", error);
   lua_settop(L, 1);
   return 1;
@@ -238,7 +238,7 @@ static int l_close (lua_State *L) {
 
 static int l_gc (lua_State *L) {
   Profiler **box = luaL_checkudata(L, 1, PROFILER_MT);
-  sprof_free(*box);  /* stops it first if it still runs */
+  profiler_free(*box);  /* stops it first if it still runs */
   *box = NULL;
   return 0;
 }

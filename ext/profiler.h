@@ -15,6 +15,7 @@
 #include <lua.h>
 
 #include "session.h"
+#include "../report/report.h"
 
 /* Lua frames walked per sample; deeper stacks keep their innermost frames
 ** under a [truncated] marker (lua_getstack is linear in the level, so the
@@ -41,6 +42,7 @@ typedef struct Profiler {
   ClockKind clock;        /* wall or CPU time of the profiled thread */
   int running;            /* between start and stop */
   lua_State *L;           /* the thread that started the profiler */
+  lua_State *host_L;      /* the thread given to sprof_new (C API) */
   pid_t tid;              /* its OS thread */
   /* the threads the timer arms: [0] is L, then coroutines, latest first;
      they are kept alive by a table in the registry while they are here */
@@ -58,6 +60,7 @@ typedef struct Profiler {
   uint64_t last_ns;       /* clock reading at the previous sample */
   int last_node;          /* call-tree node of the previous sample */
   uint64_t run_wall_ns;   /* wall clock when this run started */
+  uint64_t first_wall_ns; /* wall clock when recording first started */
   uint64_t run_cpu_ns;    /* thread CPU clock when this run started */
   /* timer back-ends: a sampler thread (wall) or a POSIX timer (cpu) */
   pthread_t sampler;      /* wall clock: ticks and signals the thread */
@@ -95,8 +98,22 @@ lua_Hook threads_due (Armed *t, lua_Debug *ar);
 void profiler_enter (Profiler *P);
 void profiler_leave (Profiler *P);
 
-/* api.c */
+/* api.c: functions that can fail return NULL or a one-line message */
+Profiler *profiler_new (double interval, const char *clock,
+                        const char **error);
+void profiler_free (Profiler *P);
+int profiler_running (const Profiler *P);
+const char *profiler_start (Profiler *P, lua_State *L);
+const char *profiler_stop (Profiler *P);
 const char *profiler_stop_from (Profiler *P, lua_State *L, int level);
+void profiler_reset (Profiler *P);
+void profiler_set_program (Profiler *P, const char *program);
+char *profiler_render (Profiler *P, const char *format,
+                       const RenderOptions *options, size_t *len,
+                       const char **error);
+const char *profiler_write (Profiler *P, const char *path,
+                            const char *format, const RenderOptions *options);
+const char *profiler_load (Profiler *P, const char *path);
 
 /* timer.c */
 int profile_timer_start (Profiler *P);

@@ -179,6 +179,31 @@ int session_add_stack (Session *S, const int *frames, int n,
 }
 
 
+void session_add_moment (Session *S, uint64_t t_ns, int node) {
+  if (S->moment_skip > 0) {
+    S->moment_skip--;
+    return;
+  }
+  if (S->nmoments == SESSION_MAX_MOMENTS) {  /* thin: keep every other */
+    int i;
+    for (i = 0; 2 * i < S->nmoments; i++) S->moments[i] = S->moments[2 * i];
+    S->nmoments = i;
+    S->moment_stride = S->moment_stride ? S->moment_stride * 2 : 2;
+  }
+  if (S->nmoments == S->moments_cap) {
+    int cap = S->moments_cap ? S->moments_cap * 2 : 1024;
+    Moment *moments = realloc(S->moments, (size_t)cap * sizeof *moments);
+    if (moments == NULL) return;  /* the timeline is a bonus: go without */
+    S->moments = moments;
+    S->moments_cap = cap;
+  }
+  S->moments[S->nmoments].t_ns = t_ns;
+  S->moments[S->nmoments].node = node;
+  S->nmoments++;
+  S->moment_skip = S->moment_stride > 1 ? S->moment_stride - 1 : 0;
+}
+
+
 /* Time that belongs to a known node but is not a sample of its own. */
 void session_add_weight (Session *S, int node, uint64_t weight_ns) {
   S->nodes[node].self_ns += weight_ns;
@@ -211,6 +236,7 @@ void session_free (Session *S) {
   }
   free(S->frames);
   free(S->nodes);
+  free(S->moments);
   free(S->program);
   map_free(&S->frame_index);
   map_free(&S->child_index);

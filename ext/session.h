@@ -38,6 +38,17 @@ typedef struct Node {
   uint64_t samples;     /* number of those samples */
 } Node;
 
+/* One sample on the timeline: when it was taken and its stack's leaf. */
+typedef struct Moment {
+  uint64_t t_ns;        /* wall time since recording first started */
+  int node;             /* the sample's leaf node in the call tree */
+} Moment;
+
+/* The timeline keeps at most this many moments; past it, every other one
+** is dropped and only every 2nd (4th, ...) sample is kept from then on:
+** the tree stays exact, only the timeline gets coarser. */
+#define SESSION_MAX_MOMENTS 200000
+
 typedef enum ClockKind { CLOCK_KIND_WALL, CLOCK_KIND_CPU } ClockKind;
 
 typedef struct Session {
@@ -47,6 +58,10 @@ typedef struct Session {
   Node *nodes;          /* nodes[0] is the root */
   int nnodes, nodes_cap;
   IntMap child_index;   /* (parent node, frame) -> child node */
+  Moment *moments;      /* the timeline, in time order */
+  int nmoments, moments_cap;
+  int moment_stride;    /* keep one sample in this many */
+  int moment_skip;      /* samples to skip before keeping the next */
   /* facts about the run */
   char *program;        /* the profiled script or command, or NULL */
   double start_time;    /* when recording first started (Unix time) */
@@ -70,6 +85,7 @@ int session_find_frame (const Session *S, FrameKind kind, const char *name,
                         const char *file, int line, const void *addr);
 int session_add_stack (Session *S, const int *frames, int n,
                        uint64_t weight_ns, uint64_t samples);
+void session_add_moment (Session *S, uint64_t t_ns, int node);
 void session_add_weight (Session *S, int node, uint64_t weight_ns);
 void session_set_program (Session *S, const char *program);
 

@@ -1,17 +1,16 @@
 /*
-** sprof.h — the sprof profiler for Lua 5.4, as a C library.
+** sprof.h — the sprof profiler for Lua 5.4, as a C library for programs
+** that embed Lua. Link libsprof (pkg-config sprof).
 **
-** A host that embeds Lua profiles its own calls:
-**
-**   sprof_Profiler *P = sprof_new(0.001, "wall", &err);
-**   sprof_start(P, L);
+**   sprof_profiler *p = sprof_new(L, NULL);     // defaults: 1 ms, wall
+**   if (sprof_start(p) != 0) fprintf(stderr, "%s\n", sprof_error(p));
 **   ... lua_pcall(L, ...) ...
-**   sprof_stop(P);
-**   sprof_write(P, "profile.txt", "text");
-**   sprof_free(P);
+**   sprof_stop(p);
+**   sprof_write(p, "profile.txt", "text");
+**   sprof_free(p);
 **
-** Functions that can fail return NULL on success and otherwise a one-line
-** message (valid until the next call on the same profiler).
+** Functions returning int return 0, or -1 with sprof_error() saying why
+** in one line. Call start and stop from the OS thread that runs L.
 */
 #ifndef sprof_h
 #define sprof_h
@@ -22,41 +21,35 @@
 
 #define SPROF_VERSION "0.1.0"
 
-typedef struct Profiler sprof_Profiler;
+typedef struct Profiler sprof_profiler;
 
-typedef struct sprof_RenderOptions {
-  int show_all;      /* show library frames and frames under the threshold */
-  int color;         /* ANSI colours in the text report */
-  double threshold;  /* hide frames under this share of the total (0.01) */
-} sprof_RenderOptions;
+typedef struct sprof_options {  /* all-zero means the defaults */
+  double interval;              /* seconds between samples; 0 = 0.001 */
+  const char *clock;            /* "wall" (default) or "cpu" */
+  int no_native;                /* 1 = Lua frames only */
+  int no_host_frames;           /* 1 = hide the host's frames above Lua */
+} sprof_options;
 
-/* interval in seconds (> 0); clock "wall" or "cpu" (NULL: "wall") */
-sprof_Profiler *sprof_new (double interval, const char *clock,
-                           const char **error);
-void sprof_free (sprof_Profiler *P);
+/* A profiler for the thread L. NULL if the options are bad or memory ran
+** out: sprof_error(NULL) says which. */
+sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts);
+int sprof_start (sprof_profiler *p);  /* again after stop: adds to it */
+int sprof_stop (sprof_profiler *p);
+/* format: "text", "collapsed", "json" */
+int sprof_write (sprof_profiler *p, const char *path, const char *format);
+char *sprof_render (sprof_profiler *p, const char *format, size_t *len);
+const char *sprof_error (const sprof_profiler *p);
+void sprof_free (sprof_profiler *p);  /* stops it first if it runs */
 
-/* Samples the thread L until sprof_stop; a second start adds to the
-** same session. Must be called from the OS thread that runs L. */
-const char *sprof_start (sprof_Profiler *P, lua_State *L);
-const char *sprof_stop (sprof_Profiler *P);
-int sprof_running (const sprof_Profiler *P);
-void sprof_reset (sprof_Profiler *P);
-void sprof_set_program (sprof_Profiler *P, const char *program);
+/* Beyond the basics */
+void sprof_reset (sprof_profiler *p);          /* forget what was recorded */
+int sprof_load (sprof_profiler *p, const char *path);  /* add a saved json */
+void sprof_set_program (sprof_profiler *p, const char *name);
 
 /* A host that resumes coroutines with lua_resume itself calls this just
 ** before, from the thread that runs 'from' (NULL if none): the time the
 ** coroutine then runs is found in it, under the frames of 'from'. Cheap,
 ** and does nothing unless a profiler runs in this OS thread. */
 void sprof_resuming (lua_State *co, lua_State *from);
-
-/* format: "text", "collapsed" or "json". The result is malloc'd. */
-char *sprof_render (sprof_Profiler *P, const char *format,
-                    const sprof_RenderOptions *options, size_t *len,
-                    const char **error);
-const char *sprof_write (sprof_Profiler *P, const char *path,
-                         const char *format,
-                         const sprof_RenderOptions *options);
-/* Adds a saved JSON session to P's session. */
-const char *sprof_load (sprof_Profiler *P, const char *path);
 
 #endif

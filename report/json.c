@@ -3,6 +3,8 @@
 ** frames, and each distinct stack as a list of frame indices, root first,
 ** with its weight and sample count. The schema is in README.md.
 */
+#include <stdlib.h>
+
 #include "report.h"
 
 static const char *const kind_names[] = {"lua", "c", "native", "pseudo"};
@@ -35,8 +37,25 @@ static void put_meta (const Session *S, Buf *out) {
 }
 
 
+/* The timeline: when each kept sample was taken (ns since the start) and
+** its stack, as an index into "stacks". */
+static void put_timeline (const Session *S, Buf *out, const int *stack_of) {
+  int i;
+  buf_puts(out, ",\n\"timeline\":{\"t_ns\":[");
+  for (i = 0; i < S->nmoments; i++)
+    buf_printf(out, i ? ",%llu" : "%llu",
+               (unsigned long long)S->moments[i].t_ns);
+  buf_puts(out, "],\n\"stack\":[");
+  for (i = 0; i < S->nmoments; i++)
+    buf_printf(out, i ? ",%d" : "%d", stack_of[S->moments[i].node]);
+  buf_puts(out, "]}");
+}
+
+
 void render_json (const Session *S, Buf *out) {
-  int i, first = 1;
+  int i, first = 1, nstacks = 0;
+  int *stack_of = malloc((size_t)S->nnodes * sizeof *stack_of);
+  if (stack_of == NULL) { out->failed = 1; return; }
   put_meta(S, out);
   buf_puts(out, "\"frames\":[");
   for (i = 0; i < S->nframes; i++) {
@@ -51,7 +70,9 @@ void render_json (const Session *S, Buf *out) {
   buf_puts(out, "],\n\"stacks\":[");
   for (i = 0; i < S->nnodes; i++) {
     const Node *n = &S->nodes[i];
+    stack_of[i] = -1;
     if (n->samples == 0 && n->self_ns == 0) continue;
+    stack_of[i] = nstacks++;
     buf_puts(out, first ? "\n{\"frames\":[" : ",\n{\"frames\":[");
     first = 0;
     if (i > 0) put_path(S, out, i);
@@ -59,5 +80,8 @@ void render_json (const Session *S, Buf *out) {
                (unsigned long long)n->self_ns,
                (unsigned long long)n->samples);
   }
-  buf_puts(out, "]}\n");
+  buf_putc(out, ']');
+  put_timeline(S, out, stack_of);
+  buf_puts(out, "}\n");
+  free(stack_of);
 }

@@ -74,11 +74,12 @@ static int load_frames (Session *S, const cJSON *frames, int *map,
 }
 
 
+/* Adds the stacks; node_of[i] is the node where stack i ended. */
 static int load_stacks (Session *S, const cJSON *stacks, const int *map,
-                        int nframes, char *why, size_t len) {
+                        int nframes, int *node_of, char *why, size_t len) {
   const cJSON *s;
   int *path = NULL;
-  int ok = 1;
+  int ok = 1, k = 0;
   cJSON_ArrayForEach(s, stacks) {
     const cJSON *frames = cJSON_GetObjectItemCaseSensitive(s, "frames");
     const cJSON *f;
@@ -94,11 +95,28 @@ static int load_stacks (Session *S, const cJSON *stacks, const int *map,
       path[n++] = map[i];
     }
     if (!ok) break;
-    session_add_stack(S, path, n, (uint64_t)num(s, "weight_ns"),
-                      (uint64_t)num(s, "samples"));
+    node_of[k++] = session_add_stack(S, path, n,
+                                     (uint64_t)num(s, "weight_ns"),
+                                     (uint64_t)num(s, "samples"));
   }
   free(path);
   return ok;
+}
+
+
+/* The timeline, if the file has one, after what the session holds. */
+static void load_timeline (Session *S, const cJSON *root, const int *node_of,
+                           int nstacks, uint64_t offset) {
+  const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "timeline");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(tl, "t_ns");
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(tl, "stack");
+  const cJSON *a, *b;
+  if (!cJSON_IsArray(t) || !cJSON_IsArray(st)) return;
+  for (a = t->child, b = st->child; a && b; a = a->next, b = b->next) {
+    int k = cJSON_IsNumber(b) ? b->valueint : -1;
+    if (cJSON_IsNumber(a) && a->valuedouble >= 0 && k >= 0 && k < nstacks)
+      session_add_moment(S, offset + (uint64_t)a->valuedouble, node_of[k]);
+  }
 }
 
 
@@ -109,7 +127,8 @@ static int load_tree (Session *S, const cJSON *root, char *why, size_t len) {
   const cJSON *program = cJSON_GetObjectItemCaseSensitive(root, "program");
   const cJSON *clock = cJSON_GetObjectItemCaseSensitive(root, "clock");
   uint64_t samples_before = S->samples;
-  int nframes, *map, ok;
+  int nframes, nstacks, *map, *node_of, ok;
+  uint64_t offset = S->duration_ns;
   double start = num(root, "start_time");
   if (!cJSON_IsString(format) || strcmp(format->valuestring, "sprof-session"))
     return bad(why, len, "not a sprof session (no \"format\": \"sprof-session\")");
@@ -118,11 +137,16 @@ static int load_tree (Session *S, const cJSON *root, char *why, size_t len) {
   if (!cJSON_IsArray(frames) || !cJSON_IsArray(stacks))
     return bad(why, len, "no \"frames\" or \"stacks\" array");
   nframes = cJSON_GetArraySize(frames);
+  nstacks = cJSON_GetArraySize(stacks);
   map = malloc((size_t)(nframes + 1) * sizeof *map);
-  if (map == NULL) return bad(why, len, "out of memory");
-  ok = load_frames(S, frames, map, why, len)
-       && load_stacks(S, stacks, map, nframes, why, len);
+  node_of = malloc((size_t)(nstacks + 1) * sizeof *node_of);
+  ok = map != NULL && node_of != NULL;
+  if (!ok) bad(why, len, "out of memory");
+  ok = ok && load_frames(S, frames, map, why, len)
+       && load_stacks(S, stacks, map, nframes, node_of, why, len);
+  if (ok) load_timeline(S, root, node_of, nstacks, offset);
   free(map);
+  free(node_of);
   if (!ok) return 0;
   /* the samples were counted as they were added; the rest sums here */
   S->samples = samples_before + (uint64_t)num(root, "samples");

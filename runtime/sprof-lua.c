@@ -15,6 +15,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "../ext/profiler.h"
 #include "../ext/sprof.h"
 
 int luaopen_sprof (lua_State *L);
@@ -35,7 +36,7 @@ typedef struct Args {
 } Args;
 
 /* The profiler and state of this run; atexit and signal handlers need them. */
-static sprof_Profiler *profiler;
+static Profiler *profiler;
 static lua_State *globalL;
 static Args args;
 static int started;   /* the script began to run: a report is due */
@@ -147,28 +148,27 @@ static int outfile_writable (const char *path) {
 
 /* Writes the report once; on failure it goes to stderr instead. */
 static void write_report (void) {
-  sprof_RenderOptions o;
+  RenderOptions o = report_default_options();
   const char *error = NULL;
   char *text;
   size_t len;
   FILE *to;
   if (reported || !started) return;
   reported = 1;
-  if (sprof_running(profiler)) sprof_stop(profiler);
+  if (profiler_running(profiler)) profiler_stop(profiler);
   to = args.outfile == NULL ? stderr
        : strcmp(args.outfile, "-") == 0 ? stdout : NULL;
   o.show_all = args.show_all;
-  o.threshold = -1;
   o.color = to != NULL && strcmp(args.renderer, "text") == 0
             && isatty(fileno(to)) && getenv("NO_COLOR") == NULL;
   if (to == NULL) {
-    error = sprof_write(profiler, args.outfile, args.renderer, &o);
+    error = profiler_write(profiler, args.outfile, args.renderer, &o);
     if (error == NULL) return;
     fprintf(stderr, "%s: %s; the report follows on stderr\n", progname,
             error + strlen("sprof: "));
     to = stderr;
   }
-  text = sprof_render(profiler, args.renderer, &o, &len, &error);
+  text = profiler_render(profiler, args.renderer, &o, &len, &error);
   if (text == NULL) {
     fprintf(stderr, "%s: %s\n", progname, error);
     return;
@@ -268,7 +268,7 @@ static int run_init (lua_State *L) {
 ** while the state is still whole. */
 static int on_state_close (lua_State *L) {
   (void)L;
-  if (profiler && sprof_running(profiler)) sprof_stop(profiler);
+  if (profiler && profiler_running(profiler)) profiler_stop(profiler);
   return 0;
 }
 
@@ -307,14 +307,14 @@ static int pmain (lua_State *L) {
   }
   for (n = args.script + 1; n < argc; n++) lua_pushstring(L, argv[n]);
   n = argc - args.script - 1;
-  error = sprof_start(profiler, L);
+  error = profiler_start(profiler, L);
   if (error) {
     fprintf(stderr, "%s: %s\n", progname, error);
     return 0;
   }
   started = 1;
   status = docall(L, n, LUA_MULTRET);
-  sprof_stop(profiler);
+  profiler_stop(profiler);
   write_report();
   if (report_error(L, status) != LUA_OK) return 0;
   lua_pushboolean(L, 1);
@@ -325,14 +325,14 @@ static int pmain (lua_State *L) {
 static int render_loads (void) {
   int i;
   const char *error = NULL;
-  profiler = sprof_new(0.001, "wall", &error);
+  profiler = profiler_new(0.001, "wall", &error);
   if (profiler == NULL) {
     fprintf(stderr, "%s: %s\n", progname, error);
     return EXIT_FAILURE;
   }
   started = 1;
   for (i = 0; i < args.nloads; i++) {
-    error = sprof_load(profiler, args.loads[i]);
+    error = profiler_load(profiler, args.loads[i]);
     if (error) {
       fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
       return EXIT_FAILURE;
@@ -355,12 +355,12 @@ int main (int argc, char **argv) {
     return 2;
   }
   if (args.nloads > 0) return render_loads();
-  profiler = sprof_new(args.interval, args.clock, &error);
+  profiler = profiler_new(args.interval, args.clock, &error);
   if (profiler == NULL) {
     fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
     return 2;
   }
-  sprof_set_program(profiler, argv[args.script]);
+  profiler_set_program(profiler, argv[args.script]);
   atexit(write_report);  /* os.exit ends the script without returning here */
   L = luaL_newstate();
   if (L == NULL) {

@@ -29,9 +29,8 @@ static const char *program =
 
 int main (int argc, char **argv) {
   int hint = !(argc > 1 && strcmp(argv[1], "--no-hint") == 0);
-  const char *error = NULL;
   lua_State *L = luaL_newstate(), *co;
-  sprof_Profiler *P;
+  sprof_profiler *P;
   char *text;
   size_t len;
   int i, nres;
@@ -43,9 +42,9 @@ int main (int argc, char **argv) {
   co = lua_newthread(L);
   lua_pushvalue(L, -2);
   lua_xmove(L, co, 1);  /* the coroutine's function */
-  P = sprof_new(0.001, "wall", &error);
-  if (P == NULL || (error = sprof_start(P, L)) != NULL) {
-    fprintf(stderr, "host_resume: %s\n", error);
+  P = sprof_new(L, NULL);
+  if (P == NULL || sprof_start(P) != 0) {
+    fprintf(stderr, "host_resume: %s\n", sprof_error(P));
     return 1;
   }
   for (i = 0; i < 150; i++) {
@@ -57,7 +56,7 @@ int main (int argc, char **argv) {
     lua_pop(co, nres);
   }
   sprof_stop(P);
-  text = sprof_render(P, "collapsed", NULL, &len, &error);
+  text = sprof_render(P, "collapsed", &len);
   fwrite(text, 1, len, stdout);
   free(text);
   lua_getglobal(L, "hot_seconds");

@@ -109,8 +109,8 @@ static void test_json_round_trip (void) {
   CHECK(session_init(&S) && session_init(&T));
   stack[0] = session_frame(&S, FRAME_LUA, "main", "app.lua", 0, NULL);
   stack[1] = session_frame(&S, FRAME_C, "string.rep", "[C]", 0, (void *)&S);
-  session_add_stack(&S, stack, 2, 7000000, 7);
-  session_add_stack(&S, stack, 1, 3000000, 3);
+  session_add_moment(&S, 1000, session_add_stack(&S, stack, 2, 7000000, 7));
+  session_add_moment(&S, 2000, session_add_stack(&S, stack, 1, 3000000, 3));
   S.duration_ns = 10000000;
   buf_init(&json);
   render_json(&S, &json);
@@ -125,9 +125,13 @@ static void test_json_round_trip (void) {
   render_collapsed(&T, &b);
   CHECK(a.data && b.data && strcmp(a.data, b.data) == 0);
   CHECK(T.samples == 10 && T.duration_ns == 10000000);
+  CHECK(T.nmoments == 2 && T.moments[1].t_ns == 2000);
+  CHECK(T.nodes[T.moments[1].node].frame == T.nodes[T.moments[0].node].frame
+        || T.nodes[T.moments[0].node].parent == T.moments[1].node);
   /* a second load sums */
   CHECK(report_load_json_file(&T, "round_trip.json", why, sizeof why));
   CHECK(T.samples == 20 && T.weight_ns == 20000000);
+  CHECK(T.nmoments == 4 && T.moments[2].t_ns == 10000000 + 1000);
   CHECK(!report_load_json_file(&T, "missing.json", why, sizeof why));
   buf_free(&a); buf_free(&b); buf_free(&json);
   session_free(&S);
@@ -135,7 +139,26 @@ static void test_json_round_trip (void) {
 }
 
 
+static void test_timeline_thinning (void) {
+  Session S;
+  int f, node, i;
+  CHECK(session_init(&S));
+  f = session_frame(&S, FRAME_LUA, "f", "t.lua", 1, NULL);
+  node = session_add_stack(&S, &f, 1, 1, 1);
+  for (i = 0; i < 3 * SESSION_MAX_MOMENTS; i++)
+    session_add_moment(&S, (uint64_t)i, node);
+  CHECK(S.nmoments <= SESSION_MAX_MOMENTS);
+  CHECK(S.nmoments >= SESSION_MAX_MOMENTS / 2);
+  for (i = 1; i < S.nmoments; i++)
+    if (S.moments[i].t_ns <= S.moments[i - 1].t_ns) break;
+  CHECK(i == S.nmoments);  /* still in time order */
+  CHECK(S.moments[S.nmoments - 1].t_ns > 2 * SESSION_MAX_MOMENTS);
+  session_free(&S);
+}
+
+
 int main (void) {
+  test_timeline_thinning();
   test_interning();
   test_tree();
   test_json_escaping();
