@@ -24,8 +24,8 @@ static const char *fail (Profiler *P, const char *fmt, ...) {
 }
 
 
-Profiler *profiler_new (double interval, const char *clock,
-                           const char **error) {
+Profiler *profiler_new (double interval, const char *clock, int native,
+                        const char **error) {
   Profiler *P;
   ClockKind kind;
   if (!(interval > 0) || interval > 60) {  /* also rejects NaN */
@@ -52,6 +52,14 @@ Profiler *profiler_new (double interval, const char *clock,
   P->interval = P->session.interval = interval;
   P->clock = P->session.clock = kind;
   P->anchor_ref = LUA_NOREF;
+  if (native) {
+    P->ring = calloc(1, sizeof *P->ring);
+    P->names = P->ring ? native_names_new() : NULL;
+    if (P->names == NULL) {  /* go on without: Lua frames still work */
+      free(P->ring);
+      P->ring = NULL;
+    }
+  }
   return P;
 }
 
@@ -60,6 +68,8 @@ void profiler_free (Profiler *P) {
   if (P == NULL) return;
   if (P->running) profiler_stop(P);
   capture_free_cnames(P);
+  native_names_free(P->names);
+  free(P->ring);
   session_free(&P->session);
   free(P);
 }
@@ -105,6 +115,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   }
   P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
   P->last_ns = capture_now(P->clock);
+  if (P->ring) atomic_store(&P->ring->tail, atomic_load(&P->ring->head));
   P->running = 1;
   err = profile_timer_start(P);
   if (err != 0) {
@@ -137,9 +148,11 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   P->running = 0;
   if (L != NULL) capture_record(P, L, level);
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
-  session_name_from_source(S);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
   S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
+  session_name_from_source(S);   /* after the run: not its time */
+  if (L != NULL) capture_rename_cfunctions(P, L);
+  native_name_frames(P->names, S);
   S->overhead_ns = P->handler_ns + P->hook_ns;
   S->sampler_ns = P->sampler_cpu_ns;
   return NULL;
@@ -153,6 +166,7 @@ const char *profiler_stop (Profiler *P) {
 
 void profiler_reset (Profiler *P) {
   session_clear(&P->session);
+  native_names_reset(P->names);
   P->last_node = 0;
   P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
   if (P->running) {

@@ -18,8 +18,11 @@ sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts) {
     new_error = "sprof: sprof_new needs the lua_State to profile";
     return NULL;
   }
-  P = profiler_new(interval, clock, &new_error);
-  if (P != NULL) P->host_L = L;
+  P = profiler_new(interval, clock, !(opts && opts->no_native), &new_error);
+  if (P != NULL) {
+    P->host_L = L;
+    P->show_host = !(opts && opts->no_host_frames);  /* a host wants them */
+  }
   return P;
 }
 
@@ -39,14 +42,23 @@ int sprof_stop (sprof_profiler *p) {
 }
 
 
+static RenderOptions host_options (const sprof_profiler *p) {
+  RenderOptions o = report_default_options();
+  o.show_host = p->show_host;
+  return o;
+}
+
+
 int sprof_write (sprof_profiler *p, const char *path, const char *format) {
-  return result(profiler_write(p, path, format, NULL));
+  RenderOptions o = host_options(p);
+  return result(profiler_write(p, path, format, &o));
 }
 
 
 char *sprof_render (sprof_profiler *p, const char *format, size_t *len) {
+  RenderOptions o = host_options(p);
   const char *error;
-  return profiler_render(p, format, NULL, len, &error);
+  return profiler_render(p, format, &o, len, &error);
 }
 
 

@@ -88,6 +88,28 @@ void capture_learn_cnames (Profiler *P, lua_State *L) {
 }
 
 
+/* After a run: C functions named by their call site while their module
+** was not yet known by package.loaded get their full name. */
+void capture_rename_cfunctions (Profiler *P, lua_State *L) {
+  Session *S = &P->session;
+  int i;
+  capture_learn_cnames(P, L);
+  if (P->cnames.keys == NULL) return;
+  for (i = 0; i < S->nframes; i++) {
+    Frame *f = &S->frames[i];
+    int k = f->kind == FRAME_C && f->addr
+            ? map_get(&P->cnames, (uint64_t)(uintptr_t)f->addr) : -1;
+    if (k >= 0 && strcmp(f->name, P->cname_list[k]) != 0) {
+      char *name = strdup(P->cname_list[k]);
+      if (name) {
+        free(f->name);
+        f->name = name;
+      }
+    }
+  }
+}
+
+
 void capture_free_cnames (Profiler *P) {
   int i;
   for (i = 0; i < P->ncnames; i++) free(P->cname_list[i]);
@@ -122,9 +144,11 @@ static const char *source_name (lua_Debug *d) {
 ** scan of the caller's code, so it is asked only for frames not yet
 ** known, or still without a name.
 */
-static int frame_of (Profiler *P, lua_State *L, lua_Debug *d) {
+static int frame_of (Profiler *P, lua_State *L, lua_Debug *d,
+                     const void **cfun) {
   Session *S = &P->session;
   int known;
+  *cfun = NULL;
   lua_getinfo(L, "S", d);
   if (d->what[0] == 'C') {
     lua_CFunction fn;
@@ -132,6 +156,7 @@ static int frame_of (Profiler *P, lua_State *L, lua_Debug *d) {
     lua_getinfo(L, "f", d);
     fn = lua_tocfunction(L, -1);
     lua_pop(L, 1);
+    *cfun = (const void *)fn;
     known = session_find_frame(S, FRAME_C, "", "[C]", 0, (const void *)fn);
     if (known >= 0) return known;
     name = cname_of(P, L, fn);
@@ -162,14 +187,21 @@ static int walk (Profiler *P, lua_State *L, int level, int n) {
   lua_Debug d;
   if (!lua_checkstack(L, 2)) return n;
   while (n < SPROF_MAX_DEPTH && lua_getstack(L, level, &d)) {
-    int f = frame_of(P, L, &d);
-    if (f >= 0) P->stack[n++] = f;
+    const void *cfun;
+    int f = frame_of(P, L, &d, &cfun);
+    if (f >= 0) {
+      P->cfun[n] = cfun;
+      P->stack[n++] = f;
+    }
     level++;
   }
   if (n == SPROF_MAX_DEPTH && lua_getstack(L, level, &d)) {
     int f = session_frame(&P->session, FRAME_PSEUDO, "[truncated]", "", 0,
                           NULL);
-    if (f >= 0) P->stack[n - 1] = f;
+    if (f >= 0) {
+      P->cfun[n - 1] = NULL;
+      P->stack[n - 1] = f;
+    }
   }
   return n;
 }
@@ -206,25 +238,25 @@ static int walk_resumers (Profiler *P, lua_State *L, int n) {
 
 
 /*
-** Records the stack of thread L from 'level' outwards, with its resumers'
-** below it, weighted by the time since the previous sample, so a sample
-** that comes late (the hook waited for a long C function to return) still
-** counts all the time it stands for. 'ran' is a coroutine that ran (and
-** has yielded) during that time: its main function goes on top.
+** Collects the Lua frames of a sample into P->stack (innermost first):
+** thread L from 'level' outwards, then its resumers. 'ran' is a coroutine
+** that ran (and has yielded) since the last sample: its main function
+** goes on top.
 */
-static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
+static int lua_frames (Profiler *P, lua_State *L, int level, lua_State *ran) {
   Session *S = &P->session;
-  uint64_t now = capture_now(P->clock);
-  uint64_t weight = now > P->last_ns ? now - P->last_ns : 0;
-  int n = 0, i, j;
-  P->last_ns = now;
-  if (ran != NULL) {  /* the outermost frame of the coroutine */
+  int n = 0;
+  if (ran != NULL) {
     lua_Debug d;
     int depth = 0;
     while (lua_getstack(ran, depth + 1, &d)) depth++;
     if (lua_getstack(ran, depth, &d) && lua_checkstack(ran, 2)) {
-      int f = frame_of(P, ran, &d);
-      if (f >= 0) P->stack[n++] = f;
+      const void *cfun;
+      int f = frame_of(P, ran, &d, &cfun);
+      if (f >= 0) {
+        P->cfun[n] = cfun;
+        P->stack[n++] = f;
+      }
     }
   }
   n = walk(P, L, level, n);
@@ -234,18 +266,93 @@ static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   while (n > 0 && S->frames[P->stack[n - 1]].kind == FRAME_C
          && strcmp(S->frames[P->stack[n - 1]].name, UNNAMED_C) == 0)
     n--;
+  return n;
+}
+
+
+static uint64_t take_weight (Profiler *P, uint64_t now) {
+  uint64_t weight = now > P->last_ns ? now - P->last_ns : 0;
+  if (now > P->last_ns) P->last_ns = now;
+  return weight;
+}
+
+
+/* Adds a stack given innermost first; returns its node. */
+static int add_sample (Profiler *P, int *frames, int n, uint64_t weight) {
+  Session *S = &P->session;
+  int i, j, node;
   for (i = 0, j = n - 1; i < j; i++, j--) {  /* root first */
-    int t = P->stack[i];
-    P->stack[i] = P->stack[j];
-    P->stack[j] = t;
+    int t = frames[i];
+    frames[i] = frames[j];
+    frames[j] = t;
   }
+  node = session_add_stack(S, frames, n, weight, 1);
+  session_add_moment(S, capture_now(CLOCK_KIND_WALL) - P->first_wall_ns, node);
+  return node;
+}
+
+
+/*
+** The native captures taken since the last sample, each merged with the
+** Lua frames of now (the handler armed the hook, which fired at the next
+** safe point: the same Lua frames, or the C function they were in is
+** returning). Returns how many there were.
+*/
+static int drain_native (Profiler *P, int nlua) {
+  NativeRing *R = P->ring;
+  int drained = 0;
+  while (atomic_load(&R->tail) != atomic_load(&R->head)) {
+    unsigned tail = atomic_load(&R->tail);
+    const NativeCapture *c = &R->slot[tail % SPROF_NATIVE_SLOTS];
+    int room = (int)(sizeof P->merged / sizeof P->merged[0]);
+    int host_from, lua_from, n, i;
+    uint64_t weight = take_weight(P, c->t_ns);
+    n = native_merge(P->names, &P->session, c, P->stack, P->cfun, nlua,
+                     P->merged, room, &host_from, &lua_from);
+    for (i = host_from; i < n; i++)
+      if (P->session.frames[P->merged[i]].kind == FRAME_NATIVE)
+        P->session.frames[P->merged[i]].host = 1;
+    memcpy(P->last_lua, P->stack, (size_t)nlua * sizeof *P->stack);
+    P->last_nlua = nlua;
+    P->last_nouter = n - lua_from;
+    memcpy(P->last_outer, P->merged + lua_from,
+           (size_t)P->last_nouter * sizeof *P->merged);
+    P->last_node = add_sample(P, P->merged, n, weight);
+    atomic_store(&R->tail, tail + 1);
+    drained++;
+  }
+  return drained;
+}
+
+
+/*
+** Records a sample: the Lua frames of thread L from 'level' outwards with
+** its resumers', and the native captures waiting, weighted by the time
+** since the previous sample, so a sample that comes late (the hook waited
+** for a long C function to return) still counts all the time it stands
+** for.
+*/
+static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
+  Session *S = &P->session;
+  int n = lua_frames(P, L, level, ran);
+  uint64_t weight;
+  if (P->ring != NULL && drain_native(P, n) > 0) {
+    /* the time since the last capture: as where that capture was */
+    session_add_weight(S, P->last_node, take_weight(P, capture_now(P->clock)));
+    return;
+  }
+  weight = take_weight(P, capture_now(P->clock));
   if (n == 0 && P->last_node > 0)  /* no Lua running: as where we were */
     session_add_weight(S, P->last_node, weight);
-  else {
-    P->last_node = session_add_stack(S, P->stack, n, weight, 1);
-    session_add_moment(S, capture_now(CLOCK_KIND_WALL) - P->first_wall_ns,
-                       P->last_node);
+  else if (P->ring != NULL && n > 0 && n == P->last_nlua
+           && memcmp(P->stack, P->last_lua, (size_t)n * sizeof *P->stack) == 0) {
+    /* the Lua frames of the last native sample: the native frames between
+       them (a C function's own helpers) were there too */
+    memcpy(P->merged, P->last_outer, (size_t)P->last_nouter * sizeof *P->merged);
+    P->last_node = add_sample(P, P->merged, P->last_nouter, weight);
   }
+  else
+    P->last_node = add_sample(P, P->stack, n, weight);
 }
 
 

@@ -3,7 +3,8 @@
 **
 **   local p = sprof.new{ interval = 0.001, clock = "wall" }
 **   p:start() ... p:stop()
-**   p:print(); p:output_text(); p:output("collapsed"); p:write(path, format)
+**   p:print(); p:output_text(); p:output_html(); p:output("collapsed");
+**   p:write(path, format)
 **   sprof.profile(fn, ...) --> p, results of fn
 */
 #include <stdio.h>
@@ -57,8 +58,9 @@ static void check_keys (lua_State *L, int t, const char *const known[]) {
 
 
 static int l_new (lua_State *L) {
-  static const char *const known[] = {"interval", "clock", NULL};
+  static const char *const known[] = {"interval", "clock", "native", NULL};
   double interval = 0.001;
+  int native = 1;
   const char *clock = "wall", *error = NULL;
   Profiler **box;
   if (!lua_isnoneornil(L, 1)) {
@@ -70,11 +72,12 @@ static int l_new (lua_State *L) {
         return luaL_error(L, "sprof: option 'clock' must be \"wall\" or \"cpu\"");
       clock = lua_tostring(L, -1);
     }
+    if (lua_getfield(L, 1, "native") != LUA_TNIL) native = lua_toboolean(L, -1);
   }
   box = lua_newuserdatauv(L, sizeof *box, 1);  /* uservalue: the thread */
   *box = NULL;
   luaL_setmetatable(L, PROFILER_MT);
-  *box = profiler_new(interval, clock, &error);
+  *box = profiler_new(interval, clock, native, &error);
   if (*box == NULL) return luaL_error(L, "%s", error);
   return 1;
 }
@@ -116,7 +119,8 @@ static int l_running (lua_State *L) {
 
 
 static RenderOptions render_options (lua_State *L, int t, int color) {
-  static const char *const known[] = {"show_all", "color", "threshold", NULL};
+  static const char *const known[] = {"show_all", "color", "threshold",
+                                      "show_internals", "host_frames", NULL};
   RenderOptions o = report_default_options();
   o.color = color;
   if (lua_isnoneornil(L, t)) return o;
@@ -125,7 +129,11 @@ static RenderOptions render_options (lua_State *L, int t, int color) {
   lua_getfield(L, t, "show_all");
   o.show_all = lua_toboolean(L, -1);
   if (lua_getfield(L, t, "color") != LUA_TNIL) o.color = lua_toboolean(L, -1);
-  lua_pop(L, 2);
+  lua_getfield(L, t, "show_internals");
+  o.show_internals = lua_toboolean(L, -1);
+  lua_getfield(L, t, "host_frames");
+  o.show_host = lua_toboolean(L, -1);
+  lua_pop(L, 4);
   o.threshold = opt_number(L, t, "threshold", o.threshold);
   if (!(o.threshold >= 0 && o.threshold < 1))
     luaL_error(L, "sprof: option 'threshold' must be a share in [0, 1)");
@@ -157,6 +165,13 @@ static int l_output_text (lua_State *L) {
   Profiler *P = check_profiler(L);
   RenderOptions o = render_options(L, 2, 0);
   return push_render(L, P, "text", &o);
+}
+
+
+static int l_output_html (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  RenderOptions o = render_options(L, 2, 0);
+  return push_render(L, P, "html", &o);
 }
 
 
@@ -215,6 +230,12 @@ static int l_info (lua_State *L) {
   lua_setfield(L, -2, "frames");
   lua_pushinteger(L, S->nnodes - 1);
   lua_setfield(L, -2, "nodes");
+  lua_pushinteger(L, (lua_Integer)P->signals);
+  lua_setfield(L, -2, "signals");
+  lua_pushnumber(L, P->handler_ns / 1e9);
+  lua_setfield(L, -2, "handler_time");
+  lua_pushnumber(L, P->hook_ns / 1e9);
+  lua_setfield(L, -2, "hook_time");
   return 1;
 }
 
@@ -279,6 +300,7 @@ static const luaL_Reg profiler_methods[] = {
   {"running", l_running},
   {"print", l_print},
   {"output_text", l_output_text},
+  {"output_html", l_output_html},
   {"output", l_output},
   {"write", l_write},
   {"info", l_info},

@@ -14,6 +14,7 @@
 
 #include <lua.h>
 
+#include "native.h"
 #include "session.h"
 #include "../report/report.h"
 
@@ -43,6 +44,7 @@ typedef struct Profiler {
   int running;            /* between start and stop */
   lua_State *L;           /* the thread that started the profiler */
   lua_State *host_L;      /* the thread given to sprof_new (C API) */
+  int show_host;          /* C API: show the host's frames (default on) */
   pid_t tid;              /* its OS thread */
   /* the threads the timer arms: [0] is L, then coroutines, latest first;
      they are kept alive by a table in the registry while they are here */
@@ -56,6 +58,7 @@ typedef struct Profiler {
   atomic_int arming;      /* the sampler thread is arming the hook */
   atomic_int pending;     /* a sample is due at the next safe point */
   uint64_t handler_ns;    /* time spent in the signal handler */
+  uint64_t signals;       /* signals handled (each a native capture) */
   uint64_t hook_ns;       /* time spent recording samples */
   uint64_t last_ns;       /* clock reading at the previous sample */
   int last_node;          /* call-tree node of the previous sample */
@@ -73,7 +76,20 @@ typedef struct Profiler {
   char **cname_list;
   int ncnames;
   uint64_t next_learn_ns; /* when package.loaded may be looked at again */
-  int stack[SPROF_MAX_DEPTH + 1];  /* scratch: the frames of one sample */
+  /* native frames (NULL when off) */
+  NativeRing *ring;       /* captures of the signal handler */
+  NativeNames *names;     /* addresses to frames, cached */
+  /* scratch for one sample: the Lua frames (innermost first) with the
+     address of each C function, and the merged frames */
+  int stack[SPROF_MAX_DEPTH + 1];
+  const void *cfun[SPROF_MAX_DEPTH + 1];
+  int merged[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8];
+  /* the last native sample: its Lua frames and its merged frames from
+     the innermost Lua frame out, for Lua-only samples of the same stack */
+  int last_lua[SPROF_MAX_DEPTH + 1];
+  int last_nlua;
+  int last_outer[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8];
+  int last_nouter;
   char error[256];        /* the last error message */
 } Profiler;
 
@@ -83,6 +99,7 @@ void capture_record (Profiler *P, lua_State *L, int level);
 void capture_learn_cnames (Profiler *P, lua_State *L);
 void capture_learn_module (Profiler *P, lua_State *L, const char *module);
 void capture_free_cnames (Profiler *P);
+void capture_rename_cfunctions (Profiler *P, lua_State *L);
 uint64_t capture_now (ClockKind clock);
 
 /* threads.c */
@@ -99,7 +116,7 @@ void profiler_enter (Profiler *P);
 void profiler_leave (Profiler *P);
 
 /* api.c: functions that can fail return NULL or a one-line message */
-Profiler *profiler_new (double interval, const char *clock,
+Profiler *profiler_new (double interval, const char *clock, int native,
                         const char **error);
 void profiler_free (Profiler *P);
 int profiler_running (const Profiler *P);

@@ -19,7 +19,8 @@ static uint64_t hash_str (uint64_t h, const char *s) {
 static uint64_t frame_key (FrameKind kind, const char *name, const char *file,
                            int line, const void *addr) {
   uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)kind;
-  if (kind == FRAME_C && addr != NULL)  /* a C function is its address */
+  if ((kind == FRAME_C || kind == FRAME_NATIVE) && addr != NULL)
+    /* a C or native function is its address */
     return h ^ ((uint64_t)(uintptr_t)addr * 0x9E3779B97F4A7C15ULL);
   h = hash_str(h, file);
   h = (h ^ (uint64_t)(unsigned)line) * 0x100000001b3ULL;
@@ -32,8 +33,9 @@ static uint64_t frame_key (FrameKind kind, const char *name, const char *file,
 static int frame_matches (const Frame *f, FrameKind kind, const char *name,
                           const char *file, int line, const void *addr) {
   if (f->kind != kind) return 0;
-  if (kind == FRAME_C && (addr != NULL || f->addr != NULL))
-    return f->addr == addr;  /* C frames read back from a file have none */
+  if ((kind == FRAME_C || kind == FRAME_NATIVE)
+      && (addr != NULL || f->addr != NULL))
+    return f->addr == addr;  /* frames read back from a file have none */
   if (f->line != line || strcmp(f->file, file) != 0) return 0;
   return kind == FRAME_LUA || strcmp(f->name, name) == 0;
 }
@@ -105,6 +107,8 @@ int session_frame (Session *S, FrameKind kind, const char *name,
   f->kind = (unsigned char)kind;
   f->addr = addr;
   f->source_checked = 0;
+  f->internal = 0;
+  f->host = 0;
   f->library = kind == FRAME_LUA && frame_is_library_path(file);
   if (!map_put(&S->frame_index, frame_key(kind, name, file, line, addr),
                S->nframes)) {

@@ -25,7 +25,9 @@ typedef struct Frame {
   unsigned char kind;   /* a FrameKind */
   unsigned char library;/* code from the system Lua directories */
   unsigned char source_checked; /* names.c has looked at its source */
-  const void *addr;     /* function address for FRAME_C, else NULL */
+  unsigned char internal;  /* the Lua interpreter's own native code */
+  unsigned char host;      /* seen only above the Lua root: the host */
+  const void *addr;     /* function start (C, native), else NULL */
 } Frame;
 
 /* A node of the call tree: one frame reached by one path from the root. */

@@ -53,15 +53,19 @@ Profiler *profile_of_thread (pid_t tid) {
 }
 
 
-/* Async-signal-safe: mark a sample as due and arm the hook. */
+/* Async-signal-safe: unwind the native stack into the ring, mark a sample
+** as due and arm the hook. */
 static void on_signal (int sig, siginfo_t *info, void *context) {
   int saved_errno = errno;
   Profiler *P = profile_of_thread(profile_gettid());
   if (P != NULL) {
     uint64_t t0 = capture_now(CLOCK_KIND_WALL);
+    if (!atomic_load(&P->in_hook))  /* not our own frames */
+      native_capture(P->ring, context, capture_now(P->clock));
     atomic_store(&P->pending, 1);
     if (!atomic_load(&P->in_hook)) capture_arm(P);
     P->handler_ns += capture_now(CLOCK_KIND_WALL) - t0;
+    P->signals++;
   }
   else if ((old_action.sa_flags & SA_SIGINFO)
            && old_action.sa_sigaction != NULL)
@@ -238,12 +242,22 @@ static void cputimer_stop (Profiler *P) {
 }
 
 
+/*
+** Native frames can only be unwound on the thread itself, in a signal
+** handler: with the wall clock, the CPU timer runs too, for them (it
+** does not interrupt waits; the sampler thread still covers those).
+*/
 int profile_timer_start (Profiler *P) {
-  return P->clock == CLOCK_KIND_CPU ? cputimer_start(P) : sampler_start(P);
+  int err;
+  if (P->clock == CLOCK_KIND_CPU) return cputimer_start(P);
+  err = sampler_start(P);
+  if (err == 0 && P->ring != NULL && (err = cputimer_start(P)) != 0)
+    sampler_stop(P);
+  return err;
 }
 
 
 void profile_timer_stop (Profiler *P) {
-  if (P->clock == CLOCK_KIND_CPU) cputimer_stop(P);
-  else sampler_stop(P);
+  cputimer_stop(P);
+  if (P->clock == CLOCK_KIND_WALL) sampler_stop(P);
 }

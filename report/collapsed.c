@@ -33,6 +33,7 @@ static void put_path (const Session *S, Buf *out, int node) {
 }
 
 
+/* Every stack as recorded, interpreter internals and host frames too. */
 void render_collapsed (const Session *S, Buf *out) {
   int i;
   for (i = 1; i < S->nnodes; i++) {
@@ -44,4 +45,43 @@ void render_collapsed (const Session *S, Buf *out) {
   if (S->nodes[0].self_ns >= 500)  /* time with no Lua stack */
     buf_printf(out, "(outside Lua) %llu\n",
                (unsigned long long)((S->nodes[0].self_ns + 500) / 1000));
+}
+
+
+/* The stacks of the tree as shown: no library folding and no threshold
+** (that is the reader's business), but without the interpreter's own
+** frames and the host's unless asked for, as in the other reports. */
+static void put_view (const Session *S, const ViewNode *v, Buf *out,
+                      Buf *path) {
+  size_t mark = path->len;
+  int i;
+  if (v->frame >= 0) {
+    if (path->len > 0) buf_putc(path, ';');
+    put_frame(path, &S->frames[v->frame]);
+    if ((v->self_ns + 500) / 1000 > 0 && path->data) {
+      buf_add(out, path->data, path->len);
+      buf_printf(out, " %llu\n", (unsigned long long)((v->self_ns + 500) / 1000));
+    }
+  }
+  for (i = 0; i < v->nchildren; i++) put_view(S, v->children[i], out, path);
+  path->len = mark;
+  if (path->data) path->data[mark] = '\0';
+}
+
+
+void render_collapsed_shown (const Session *S, const RenderOptions *o,
+                             Buf *out) {
+  RenderOptions all = *o;
+  ViewNode *root;
+  Buf path;
+  all.show_all = 1;
+  root = view_build(S, &all);
+  if (root == NULL) { out->failed = 1; return; }
+  buf_init(&path);
+  put_view(S, root, out, &path);
+  if (root->self_ns >= 500)
+    buf_printf(out, "(outside Lua) %llu\n",
+               (unsigned long long)((root->self_ns + 500) / 1000));
+  buf_free(&path);
+  view_free(root);
 }

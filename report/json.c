@@ -64,8 +64,12 @@ void render_json (const Session *S, Buf *out) {
     buf_json_string(out, f->name);
     buf_puts(out, ",\"file\":");
     buf_json_string(out, f->file);
-    buf_printf(out, ",\"line\":%d,\"kind\":\"%s\"}", f->line,
-               kind_names[f->kind]);
+    buf_printf(out, ",\"line\":%d,\"kind\":\"%s\",\"library\":%s", f->line,
+               kind_names[f->kind], f->library ? "true" : "false");
+    /* only native frames have these: written when set */
+    if (f->internal) buf_puts(out, ",\"internal\":true");
+    if (f->host) buf_puts(out, ",\"host\":true");
+    buf_putc(out, '}');
   }
   buf_puts(out, "],\n\"stacks\":[");
   for (i = 0; i < S->nnodes; i++) {

@@ -18,23 +18,28 @@ static int bad (char *why, size_t len, const char *msg) {
 }
 
 
-static char *read_file (const char *path, char *why, size_t whylen) {
+static char *read_file (const char *path, size_t *size,
+                        char *why, size_t whylen) {
   FILE *f = fopen(path, "rb");
   Buf b;
   char chunk[65536];
   size_t n;
+  int error;
   if (f == NULL) {
     snprintf(why, whylen, "%s", strerror(errno));
     return NULL;
   }
   buf_init(&b);
   while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_add(&b, chunk, n);
+  error = ferror(f) ? errno : 0;
   fclose(f);
-  if (b.failed || b.data == NULL) {
+  if (error || b.failed || b.data == NULL) {
     buf_free(&b);
-    bad(why, whylen, "empty file or out of memory");
+    bad(why, whylen, error ? strerror(error)
+                           : b.failed ? "out of memory" : "empty file");
     return NULL;
   }
+  *size = b.len;
   return b.data;
 }
 
@@ -63,12 +68,21 @@ static int load_frames (Session *S, const cJSON *frames, int *map,
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(f, "file");
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(f, "kind");
+    const cJSON *library = cJSON_GetObjectItemCaseSensitive(f, "library");
     int k = cJSON_IsString(kind) ? kind_of(kind->valuestring) : -1;
     if (!cJSON_IsString(name) || !cJSON_IsString(file) || k < 0)
       return bad(why, len, "a frame lacks its name, file or kind");
     map[i] = session_frame(S, (FrameKind)k, name->valuestring,
                            file->valuestring, (int)num(f, "line"), NULL);
-    if (map[i++] < 0) return bad(why, len, "out of memory");
+    if (map[i] < 0) return bad(why, len, "out of memory");
+    /* optional: without it, the frame's path decides (session_frame) */
+    if (cJSON_IsBool(library))
+      S->frames[map[i]].library = cJSON_IsTrue(library);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "internal")))
+      S->frames[map[i]].internal = 1;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "host")))
+      S->frames[map[i]].host = 1;
+    i++;
   }
   return 1;
 }
@@ -166,16 +180,26 @@ static int load_tree (Session *S, const cJSON *root, char *why, size_t len) {
 }
 
 
-int report_load_json_file (Session *S, const char *path,
+/* Adds the session in text[0..len) to S; on failure, says why in one
+** line and leaves S as it was. */
+int report_load_json_text (Session *S, const char *text, size_t len,
                            char *why, size_t whylen) {
-  char *text = read_file(path, why, whylen);
-  cJSON *root;
+  cJSON *root = cJSON_ParseWithLength(text, len);
   int ok;
-  if (text == NULL) return 0;
-  root = cJSON_Parse(text);
-  free(text);
   if (root == NULL) return bad(why, whylen, "not valid JSON");
   ok = load_tree(S, root, why, whylen);
   cJSON_Delete(root);
+  return ok;
+}
+
+
+int report_load_json_file (Session *S, const char *path,
+                           char *why, size_t whylen) {
+  size_t len;
+  char *text = read_file(path, &len, why, whylen);
+  int ok;
+  if (text == NULL) return 0;
+  ok = report_load_json_text(S, text, len, why, whylen);
+  free(text);
   return ok;
 }

@@ -11,20 +11,25 @@ RenderOptions report_default_options (void) {
   o.show_all = 0;
   o.color = 0;
   o.threshold = 0.01;  /* as pyinstrument: frames under 1% are noise */
+  o.show_internals = 0;
+  o.show_host = 0;
   return o;
 }
 
 
 const char *report_formats (void) {
-  return "text, collapsed or json";
+  return "text, html, collapsed, json, speedscope or pprof";
 }
 
 
 int report_render (const Session *S, const char *format,
                    const RenderOptions *o, Buf *out) {
   if (strcmp(format, "text") == 0) render_text(S, o, out);
-  else if (strcmp(format, "collapsed") == 0) render_collapsed(S, out);
+  else if (strcmp(format, "collapsed") == 0) render_collapsed_shown(S, o, out);
   else if (strcmp(format, "json") == 0) render_json(S, out);
+  else if (strcmp(format, "html") == 0) render_html(S, o, out);
+  else if (strcmp(format, "speedscope") == 0) render_speedscope(S, out);
+  else if (strcmp(format, "pprof") == 0) render_pprof(S, out);
   else return 0;
   return 1;
 }

@@ -12,6 +12,8 @@ typedef struct RenderOptions {
   int show_all;       /* no library grouping, no threshold */
   int color;          /* ANSI colours (text) */
   double threshold;   /* hide frames under this share of the total */
+  int show_internals; /* the interpreter's own native frames */
+  int show_host;      /* the host's native frames above the Lua root */
 } RenderOptions;
 
 /* A node of the display tree: the session's tree after processing. */
@@ -36,9 +38,16 @@ void view_free (ViewNode *v);
 
 void render_text (const Session *S, const RenderOptions *o, Buf *out);
 void render_collapsed (const Session *S, Buf *out);
+void render_collapsed_shown (const Session *S, const RenderOptions *o,
+                             Buf *out);
 void render_json (const Session *S, Buf *out);
+void render_html (const Session *S, const RenderOptions *o, Buf *out);
+void render_speedscope (const Session *S, Buf *out);
+void render_pprof (const Session *S, Buf *out);
 
 int report_load_json_file (Session *S, const char *path,
+                           char *why, size_t whylen);
+int report_load_json_text (Session *S, const char *text, size_t len,
                            char *why, size_t whylen);
 
 #endif

@@ -60,7 +60,15 @@ static void fold (const Session *S, int node, ViewNode *v, int in_library,
   for (c = S->nodes[node].child; c >= 0; c = S->nodes[c].sibling) {
     const Node *n = &S->nodes[c];
     const Frame *f = &S->frames[n->frame];
-    if (!o->show_all && in_library && !is_user_code(f)) {
+    if ((f->internal && !o->show_internals)
+        || (f->host && !o->show_host && v->frame < 0)) {
+      /* the interpreter's own frames, the host above the root: their time
+         and callees go to the frame above */
+      v->self_ns += n->self_ns;
+      v->samples += n->samples;
+      fold(S, c, v, in_library, o);
+    }
+    else if (!o->show_all && in_library && !is_user_code(f)) {
       v->self_ns += n->self_ns;
       v->samples += n->samples;
       v->hidden++;

@@ -5,6 +5,7 @@
 ** (Not named "sprof": glibc ships a /usr/bin/sprof.)
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +26,15 @@ int luaopen_sprof (lua_State *L);
 static const char *progname = "sprof-lua";
 
 typedef struct Args {
-  const char *renderer;       /* text, collapsed, json */
+  const char *renderer;       /* text, html, collapsed, json, ... */
   const char *outfile;        /* NULL: stderr; "-": stdout */
   double interval;
   const char *clock;
   int show_all;
+  int open;                   /* --open: show the report in a browser */
+  int no_native;              /* Lua frames only */
+  int show_internals;         /* the interpreter's own native frames */
+  int host_frames;            /* native frames above the Lua root */
   const char *loads[MAX_LOADS];
   int nloads;
   int script;                 /* index of the script in argv, or 0 */
@@ -50,12 +55,19 @@ static void usage (FILE *f) {
     "Runs a Lua 5.4 script under the sprof sampling profiler and writes a\n"
     "report of where the time went when it ends.\n\n"
     "options:\n"
-    "  -r, --renderer NAME   text (default), collapsed or json\n"
+    "  -r, --renderer NAME   text (default), html, collapsed, json,\n"
+    "                        speedscope or pprof\n"
     "  -o, --outfile FILE    write the report to FILE ('-': stdout);\n"
     "                        default: stderr, so the script's stdout is untouched\n"
+    "                        (an html report for a terminal goes to a temporary\n"
+    "                        file, whose name is printed)\n"
+    "      --open            open the html report in the browser (xdg-open)\n"
     "  -i, --interval SECS   time between samples (default 0.001)\n"
     "      --clock wall|cpu  wall time (default, includes waiting) or CPU time\n"
     "      --show-all        show library frames and frames under 1%%\n"
+    "      --no-native       Lua frames only: no native (C) frames\n"
+    "      --show-internals  show the interpreter's own native frames\n"
+    "      --host-frames     show the native frames above the Lua root\n"
     "      --load FILE       re-render a saved JSON session (repeat to sum)\n"
     "  -h, --help            this help\n"
     "      --version         print the version\n",
@@ -72,8 +84,13 @@ static int bad_usage (const char *fmt, const char *what) {
 
 
 static int known_renderer (const char *name) {
-  return strcmp(name, "text") == 0 || strcmp(name, "collapsed") == 0
-      || strcmp(name, "json") == 0;
+  static const char *const names[] = {
+    "text", "html", "collapsed", "json", "speedscope", "pprof", NULL
+  };
+  int i;
+  for (i = 0; names[i]; i++)
+    if (strcmp(name, names[i]) == 0) return 1;
+  return 0;
 }
 
 
@@ -97,11 +114,18 @@ static int parse_args (int argc, char **argv, Args *a) {
       exit(EXIT_SUCCESS);
     }
     if (strcmp(o, "--show-all") == 0) { a->show_all = 1; continue; }
+    if (strcmp(o, "--open") == 0) { a->open = 1; continue; }
+    if (strcmp(o, "--no-native") == 0) { a->no_native = 1; continue; }
+    if (strcmp(o, "--show-internals") == 0) { a->show_internals = 1; continue; }
+    if (strcmp(o, "--host-frames") == 0) { a->host_frames = 1; continue; }
     if (value == NULL) return bad_usage("option '%s' needs a value", o);
     if (strcmp(o, "-r") == 0 || strcmp(o, "--renderer") == 0) {
-      if (!known_renderer(value))
-        return bad_usage("unknown renderer '%s' (use text, collapsed or json)",
-                         value);
+      if (!known_renderer(value)) {
+        char why[256];
+        snprintf(why, sizeof why, "unknown renderer '%%s' (use %s)",
+                 report_formats());
+        return bad_usage(why, value);
+      }
       a->renderer = value;
     }
     else if (strcmp(o, "-o") == 0 || strcmp(o, "--outfile") == 0)
@@ -130,6 +154,10 @@ static int parse_args (int argc, char **argv, Args *a) {
     return bad_usage("no script given%s", "");
   if (a->script != 0 && a->nloads > 0)
     return bad_usage("give a script or --load, not both%s", "");
+  if (a->open && strcmp(a->renderer, "html") != 0)
+    return bad_usage("--open shows an html report: add -r html%s", "");
+  if (a->open && a->outfile && strcmp(a->outfile, "-") == 0)
+    return bad_usage("--open needs the report in a file, not on stdout%s", "");
   return 1;
 }
 
@@ -146,6 +174,96 @@ static int outfile_writable (const char *path) {
 }
 
 
+/* A program on PATH, or NULL. */
+static const char *find_program (const char *name, char *path, size_t len) {
+  const char *dirs = getenv("PATH");
+  while (dirs && *dirs) {
+    const char *end = strchr(dirs, ':');
+    size_t n = end ? (size_t)(end - dirs) : strlen(dirs);
+    snprintf(path, len, "%.*s/%s", (int)n, n ? dirs : ".", name);
+    if (access(path, X_OK) == 0) return path;
+    dirs = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+
+/* --open: hands the report to xdg-open and does not wait for it (it may
+** run the browser in the foreground). */
+static void open_report (const char *file) {
+  char opener[4096];
+  pid_t pid;
+  if (find_program("xdg-open", opener, sizeof opener) == NULL) {
+    fprintf(stderr, "%s: cannot open the report: xdg-open not found; "
+            "open %s in a browser\n", progname, file);
+    return;
+  }
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    setsid();
+    if (null >= 0) {
+      dup2(null, STDIN_FILENO);
+      dup2(null, STDOUT_FILENO);
+      dup2(null, STDERR_FILENO);
+    }
+    execl(opener, "xdg-open", file, (char *)NULL);
+    _exit(127);
+  }
+  if (pid < 0)
+    fprintf(stderr, "%s: cannot open the report: %s; open %s in a browser\n",
+            progname, strerror(errno), file);
+}
+
+
+/*
+** An html report with no -o, for a terminal or for --open, goes to a new
+** file in $TMPDIR written through the descriptor mkstemp made, then gets
+** its .html suffix. Returns 0 if that failed (the report then goes to
+** stderr as usual).
+*/
+static int write_temp_report (const RenderOptions *o) {
+  static char path[4096 + 8];
+  char tmp[4096];
+  const char *dir = getenv("TMPDIR"), *error = NULL;
+  size_t len;
+  char *text = profiler_render(profiler, args.renderer, o, &len, &error);
+  int fd, ok;
+  if (text == NULL) return 0;
+  snprintf(tmp, sizeof tmp, "%s/sprof-XXXXXX", dir && *dir ? dir : "/tmp");
+  fd = mkstemp(tmp);
+  ok = fd >= 0;
+  if (ok) {
+    size_t done = 0;
+    while (ok && done < len) {
+      ssize_t n = write(fd, text + done, len - done);
+      if (n < 0 && errno == EINTR) continue;
+      ok = n > 0;
+      if (ok) done += (size_t)n;
+    }
+    ok = close(fd) == 0 && ok;
+    snprintf(path, sizeof path, "%s.html", tmp);
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok) unlink(tmp);
+  }
+  free(text);
+  if (!ok) {
+    fprintf(stderr, "%s: cannot write a temporary file in %s: %s\n", progname,
+            dir && *dir ? dir : "/tmp", strerror(errno));
+    return 0;
+  }
+  if (args.open) {
+    fprintf(stderr, "%s: report saved to %s\n", progname, path);
+    open_report(path);
+  }
+  else
+    fprintf(stderr, "%s: stderr is a terminal, so the report was saved to %s\n",
+            progname, path);
+  return 1;
+}
+
+
 /* Writes the report once; on failure it goes to stderr instead. */
 static void write_report (void) {
   RenderOptions o = report_default_options();
@@ -159,11 +277,19 @@ static void write_report (void) {
   to = args.outfile == NULL ? stderr
        : strcmp(args.outfile, "-") == 0 ? stdout : NULL;
   o.show_all = args.show_all;
+  o.show_internals = args.show_internals;
+  o.show_host = args.host_frames;
   o.color = to != NULL && strcmp(args.renderer, "text") == 0
             && isatty(fileno(to)) && getenv("NO_COLOR") == NULL;
+  if (args.outfile == NULL && strcmp(args.renderer, "html") == 0
+      && (args.open || isatty(fileno(stderr))) && write_temp_report(&o))
+    return;
   if (to == NULL) {
     error = profiler_write(profiler, args.outfile, args.renderer, &o);
-    if (error == NULL) return;
+    if (error == NULL) {
+      if (args.open) open_report(args.outfile);
+      return;
+    }
     fprintf(stderr, "%s: %s; the report follows on stderr\n", progname,
             error + strlen("sprof: "));
     to = stderr;
@@ -325,7 +451,7 @@ static int pmain (lua_State *L) {
 static int render_loads (void) {
   int i;
   const char *error = NULL;
-  profiler = profiler_new(0.001, "wall", &error);
+  profiler = profiler_new(0.001, "wall", 0, &error);
   if (profiler == NULL) {
     fprintf(stderr, "%s: %s\n", progname, error);
     return EXIT_FAILURE;
@@ -355,7 +481,7 @@ int main (int argc, char **argv) {
     return 2;
   }
   if (args.nloads > 0) return render_loads();
-  profiler = profiler_new(args.interval, args.clock, &error);
+  profiler = profiler_new(args.interval, args.clock, !args.no_native, &error);
   if (profiler == NULL) {
     fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
     return 2;

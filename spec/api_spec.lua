@@ -113,12 +113,12 @@ describe("sprof (Lua API)", function ()
 
     it("an unknown format", function ()
       local p = sprof.profile(work, 1000)
-      assert.matches("unknown format 'xml' %(use text, collapsed or json%)", message(p.output, p, "xml"))
+      assert.matches("unknown format 'xml' %(use text, html, collapsed, json, speedscope or pprof%)", message(p.output, p, "xml"))
       assert.matches("unknown format", message(p.write, p, h.tmpfile(), "xml"))
     end)
 
     it("an unwritable path, without losing the session", function ()
-      local p = sprof.profile(work, 100000)
+      local p = sprof.profile(work)
       assert.matches("cannot write '/nonexistent/dir/out.txt': No such file or directory",
                      message(p.write, p, "/nonexistent/dir/out.txt"))
       assert.is_true(p:info().samples > 0)

@@ -1,0 +1,41 @@
+/*
+** native.h — native frames: capture in the signal handler, names, merge.
+*/
+#ifndef sprof_native_h
+#define sprof_native_h
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "session.h"
+
+#define SPROF_NATIVE_DEPTH 128  /* frames per capture */
+#define SPROF_NATIVE_SLOTS 64   /* captures waiting for the hook */
+
+typedef struct NativeCapture {
+  uint64_t t_ns;        /* when, on the profile's clock */
+  int n;                /* frames in ip */
+  int truncated;        /* the stack went on past SPROF_NATIVE_DEPTH */
+  uintptr_t ip[SPROF_NATIVE_DEPTH];  /* innermost first */
+} NativeCapture;
+
+/* Written by the signal handler, read by the hook: one producer, one
+** consumer, on one OS thread (the handler may interrupt the hook). */
+typedef struct NativeRing {
+  NativeCapture slot[SPROF_NATIVE_SLOTS];
+  atomic_uint head;     /* next slot the handler fills */
+  atomic_uint tail;     /* next slot the hook reads */
+} NativeRing;
+
+typedef struct NativeNames NativeNames;
+
+void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns);
+NativeNames *native_names_new (void);
+void native_names_free (NativeNames *N);
+void native_names_reset (NativeNames *N);
+void native_name_frames (NativeNames *N, Session *S);
+int native_merge (NativeNames *N, Session *S, const NativeCapture *c,
+                  const int *lua, const void *const *cfun, int nlua,
+                  int *out, int room, int *host_from, int *lua_from);
+
+#endif

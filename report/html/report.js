@@ -1,0 +1,1222 @@
+/*
+** sprof report: builds the call tree, flame graph and timeline from the
+** session JSON in #sprof-data. Everything that came from the profiled
+** program (names, files) is put on the page as text: textContent, text
+** nodes, canvas fillText, never markup.
+*/
+'use strict';
+
+(function () {
+
+  /* Children smaller than this share of the run wait behind a "more" row. */
+  var MIN_SHARE = 0.001;
+  /* Children shown at once under one node, and per click on "more". */
+  var BATCH = 200;
+  /* Nodes at least this share of the run start open, as does the hot path. */
+  var OPEN_SHARE = 0.15;
+  /* Search opens the way to at most this many of the largest matches. */
+  var REVEAL = 30;
+  var ROW_H = 20;              /* flame graph and timeline row, CSS px */
+  var AXIS_H = 24;             /* timeline time axis */
+
+  var $ = function (id) { return document.getElementById(id); };
+
+  function el (tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  function clear (e) {
+    while (e.firstChild) e.removeChild(e.firstChild);
+  }
+
+  /* ------------------------------------------------------------ formatting */
+
+  function fmtSeconds (ns) {
+    var s = ns / 1e9;
+    if (s >= 100) return s.toFixed(1) + ' s';
+    if (s >= 1) return s.toFixed(3) + ' s';
+    if (s >= 0.001) return (s * 1e3).toFixed(s >= 0.1 ? 0 : 1) + ' ms';
+    if (s > 0) return (s * 1e6).toFixed(0) + ' µs';
+    return '0 s';
+  }
+
+  function fmtInterval (s) {
+    return s >= 1 ? +s.toPrecision(3) + ' s' : +(s * 1e3).toPrecision(3) + ' ms';
+  }
+
+  function fmtCount (n) {
+    return Math.round(n).toLocaleString('en-US');
+  }
+
+  function fmtPercent (x) {
+    if (x >= 0.9995) return '100%';
+    if (x > 0 && x < 0.0005) return '<0.1%';
+    return (x * 100).toFixed(1) + '%';
+  }
+
+  function pad2 (n) { return (n < 10 ? '0' : '') + n; }
+
+  function fmtDate (unix) {
+    if (!(unix > 0)) return '';
+    var d = new Date(unix * 1000);
+    return d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate()) +
+           ' ' + pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
+  }
+
+  function heat (share) {
+    if (share >= 0.6) return 'heat-hot';
+    if (share >= 0.3) return 'heat-warm';
+    if (share >= 0.1) return 'heat-mild';
+    return 'heat-cool';
+  }
+
+  function where (f) {
+    if (f.kind === 'c') return '[C]';
+    if (f.kind === 'pseudo') return '';
+    return f.line > 0 ? f.file + ':' + f.line : f.file;
+  }
+
+  function kindClass (f) {
+    if (f.kind === 'lua') return f.library ? 'kind-lib' : 'kind-lua';
+    return 'kind-' + f.kind;
+  }
+
+  /* ----------------------------------------------------------- the profile */
+
+  function str (x) { return typeof x === 'string' ? x : String(x == null ? '' : x); }
+
+  /* The session's stacks as a trie: node 0 is the root. */
+  function loadProfile (data) {
+    var frames = (data.frames || []).map(function (f) {
+      return {
+        name: str(f.name), file: str(f.file), line: f.line | 0,
+        kind: ['lua', 'c', 'native', 'pseudo'].indexOf(f.kind) >= 0 ? f.kind : 'lua',
+        library: f.library === true,
+        internal: f.internal === true,   /* the interpreter's own native code */
+        host: f.host === true            /* native, above the Lua root */
+      };
+    });
+    var nf = frames.length;
+    var stacks = data.stacks || [];
+    var P = {
+      frames: frames, frame: [-1], parent: [-1], self: [0], samples: [0],
+      kids: [[]], stackLeaf: new Int32Array(stacks.length)
+    };
+    var index = new Map();
+    for (var i = 0; i < stacks.length; i++) {
+      var s = stacks[i], path = s.frames || [], cur = 0;
+      for (var k = 0; k < path.length; k++) {
+        var f = path[k];
+        if (!(f >= 0 && f < nf)) continue;
+        var key = cur * nf + f, c = index.get(key);
+        if (c === undefined) {
+          c = P.frame.length;
+          P.frame.push(f); P.parent.push(cur); P.self.push(0); P.samples.push(0);
+          P.kids.push([]);
+          P.kids[cur].push(c);
+          index.set(key, c);
+        }
+        cur = c;
+      }
+      P.stackLeaf[i] = cur;
+      P.self[cur] += +s.weight_ns || 0;
+      P.samples[cur] += +s.samples || 0;
+    }
+    P.n = P.frame.length;
+    return P;
+  }
+
+  function isUserCode (f) { return f.kind === 'lua' && !f.library; }
+
+  /*
+  ** The tree shown, as view.c builds it for the text report: unless
+  ** library frames are shown, what a library frame calls that is not the
+  ** program's own code is folded into it ("[N frames hidden]"); the
+  ** interpreter's own native frames, and the host's above the root, go to
+  ** the frame above them unless the report was asked to show them.
+  */
+  function buildView (P, showLibrary) {
+    var nodes = [];
+    var rawToView = new Int32Array(P.n);
+    function vnode (frame, parent) {
+      var v = {
+        id: nodes.length, frame: frame, parent: parent, children: [],
+        byFrame: null, total: 0, self: 0, samples: 0, hidden: 0,
+        hiddenFile: null, depth: parent ? parent.depth + 1 : 0, shown: 0
+      };
+      nodes.push(v);
+      return v;
+    }
+    function child (v, frame) {
+      if (v.byFrame === null) v.byFrame = new Map();
+      var w = v.byFrame.get(frame);
+      if (w === undefined) {
+        w = vnode(frame, v);
+        v.children.push(w);
+        v.byFrame.set(frame, w);
+      }
+      return w;
+    }
+    var root = vnode(-1, null);
+    root.self = P.self[0];
+    root.samples = P.samples[0];
+    var todo = [0], into = [root], inLib = [false];
+    while (todo.length) {
+      var r = todo.pop(), v = into.pop(), lib = inLib.pop();
+      var kids = P.kids[r];
+      for (var i = 0; i < kids.length; i++) {
+        var c = kids[i], f = P.frames[P.frame[c]], w;
+        if ((f.internal && !options.showInternals) ||
+            (f.host && !options.showHost && v === root)) {
+          w = v;
+        } else if (!showLibrary && lib && !isUserCode(f)) {
+          w = v;
+          w.hidden++;
+          if (w.hiddenFile === null && f.kind === 'lua') w.hiddenFile = f.file;
+        } else {
+          w = child(v, P.frame[c]);
+        }
+        w.self += P.self[c];
+        w.samples += P.samples[c];
+        rawToView[c] = w.id;
+        todo.push(c); into.push(w);
+        inLib.push(w === v ? lib : f.library);
+      }
+    }
+    /* parents come before their children: sum totals backwards */
+    for (var j = nodes.length - 1; j >= 0; j--) {
+      var n = nodes[j];
+      n.total += n.self;
+      n.byFrame = null;
+      if (n.parent) n.parent.total += n.total;
+      if (n.children.length > 1)
+        n.children.sort(function (a, b) { return b.total - a.total || a.frame - b.frame; });
+    }
+    var maxDepth = 0;
+    for (j = 0; j < nodes.length; j++) if (nodes[j].depth > maxDepth) maxDepth = nodes[j].depth;
+    return { nodes: nodes, root: root, rawToView: rawToView, total: root.total, maxDepth: maxDepth };
+  }
+
+  /* ------------------------------------------------------------------ state */
+
+  var data, P, V;
+  var frames = [];
+  var page = document.documentElement.dataset;
+  var options = {   /* as the report was rendered (RenderOptions) */
+    showAll: page.showAll === 'true',
+    showInternals: page.showInternals === 'true',
+    showHost: page.showHost === 'true'
+  };
+  var state = {
+    view: 'tree',
+    showLibrary: false,
+    expanded: new Set(),      /* view nodes open in the tree */
+    query: '',
+    matchFrame: null,         /* Uint8Array: frame matches the search */
+    matches: [],              /* matching view nodes, largest first */
+    current: -1,              /* the match Enter last went to */
+    flameZoom: null,          /* view node the flame graph is zoomed to */
+    span: null                /* [t0, t1] of the timeline, ns */
+  };
+
+  function share (v) { return V.total > 0 ? v.total / V.total : 0; }
+
+  function frameOf (v) { return v.frame >= 0 ? frames[v.frame] : null; }
+
+  function rootLabel () { return data.program ? str(data.program) : 'all'; }
+
+  /* --------------------------------------------------------------- header */
+
+  function fact (label, value, sub, title) {
+    var box = el('div', 'fact');
+    box.appendChild(el('span', 'label', label));
+    var val = el('span', 'value', value);
+    if (sub) {
+      val.appendChild(document.createTextNode(' '));
+      val.appendChild(el('span', 'sub', sub));
+    }
+    box.appendChild(val);
+    if (title) box.title = title;
+    return box;
+  }
+
+  function renderHeader () {
+    var program = data.program ? str(data.program) : 'Profile';
+    $('program').textContent = program;
+    $('program').title = program;
+    document.title = program + ' — sprof';
+    var when = fmtDate(+data.start_time);
+    $('recorded').textContent = when ? 'Recorded ' + when : '';
+
+    var facts = $('facts');
+    var duration = +data.duration_ns || 0, samples = +data.samples || 0;
+    var secs = duration / 1e9;
+    clear(facts);
+    facts.appendChild(fact('Duration', fmtSeconds(duration)));
+    facts.appendChild(fact('Samples', fmtCount(samples),
+                           secs > 0 ? fmtCount(samples / secs) + '/s' : null));
+    facts.appendChild(fact('Interval', fmtInterval(+data.interval || 0)));
+    facts.appendChild(fact('Clock', data.clock === 'cpu' ? 'CPU' : 'wall', null,
+      data.clock === 'cpu' ? 'Samples weigh CPU time of the profiled thread'
+                           : 'Samples weigh wall time: waiting counts'));
+    if (duration > 0) {
+      var cpu = (+data.cpu_ns || 0) / duration;
+      facts.appendChild(fact('CPU', Math.round(cpu * 100) + '%', 'of wall time',
+                             'CPU time of the profiled thread over the run'));
+      var over = (+data.overhead_ns || 0) / duration;
+      var sampler = (+data.sampler_ns || 0) / duration;
+      var title = (over * 100).toFixed(2) + '% of the run in the program\'s thread (' +
+                  fmtSeconds(+data.overhead_ns || 0) + ')';
+      if (sampler > 0) title += ', ' + (sampler * 100).toFixed(2) + '% of a CPU in the sampler thread';
+      facts.appendChild(fact('Overhead', (over * 100).toFixed(2) + '%',
+                             sampler > 0 ? '+ ' + (sampler * 100).toFixed(2) + '% sampler' : null,
+                             'Profiler overhead: ' + title));
+    }
+  }
+
+  /* ------------------------------------------------------------- call tree */
+
+  var rowOf = new WeakMap();   /* view node -> its row, while shown */
+
+  /* Text with the search's matches in <mark>: text nodes only. */
+  function putMatched (parent, text) {
+    var q = state.query;
+    var lower = text.toLowerCase();
+    if (!q || lower.length !== text.length || lower.indexOf(q) < 0) {
+      parent.appendChild(document.createTextNode(text));
+      return;
+    }
+    var at = 0, hit;
+    while ((hit = lower.indexOf(q, at)) >= 0) {
+      if (hit > at) parent.appendChild(document.createTextNode(text.slice(at, hit)));
+      parent.appendChild(el('mark', null, text.slice(hit, hit + q.length)));
+      at = hit + q.length;
+    }
+    if (at < text.length) parent.appendChild(document.createTextNode(text.slice(at)));
+  }
+
+  function hasKids (v) { return v.children.length > 0; }
+
+  function makeRow (v) {
+    var f = frameOf(v), s = share(v);
+    var row = el('div', 'row ' + (f ? kindClass(f) : 'kind-pseudo'));
+    row.setAttribute('role', 'treeitem');
+    row.setAttribute('aria-level', String(v.depth));
+    row.tabIndex = -1;
+    row.style.setProperty('--d', String(v.depth - 1));
+    row.sprofNode = v;
+    if (hasKids(v)) row.setAttribute('aria-expanded', String(state.expanded.has(v)));
+    if (f && state.matchFrame && state.matchFrame[v.frame]) row.classList.add('match');
+
+    row.appendChild(el('span', 'c-total ' + heat(s), fmtSeconds(v.total)));
+    var sh = el('span', 'c-share');
+    var bar = el('span', 'share-bar'), fill = el('span', heat(s));
+    fill.style.width = Math.max(s * 100, s > 0 ? 2 : 0).toFixed(1) + '%';
+    bar.appendChild(fill);
+    sh.appendChild(bar);
+    sh.appendChild(document.createTextNode(fmtPercent(s)));
+    row.appendChild(sh);
+    row.appendChild(el('span', 'c-self' + (v.self > 0 ? '' : ' zero'),
+                       v.self > 0 ? fmtSeconds(v.self) : '–'));
+
+    var name = el('span', 'c-name');
+    name.appendChild(el('span', 'toggle' + (hasKids(v) ? '' : ' leaf')));
+    if (f && f.kind === 'c') name.appendChild(el('span', 'badge', 'C'));
+    else if (f && f.kind === 'native') name.appendChild(el('span', 'badge', 'native'));
+    else if (f && f.library) name.appendChild(el('span', 'badge', 'lib'));
+    var fn = el('span', 'fn');
+    putMatched(fn, f ? f.name : '(no frames)');
+    name.appendChild(fn);
+    var loc = f ? where(f) : '';
+    if (loc) {
+      var w = el('span', 'where');
+      putMatched(w, loc);
+      name.appendChild(w);
+    }
+    if (v.hidden > 0) {
+      var pill = el('span', 'hidden-frames',
+                    '[' + v.hidden + ' frame' + (v.hidden > 1 ? 's' : '') + ' hidden]');
+      pill.title = 'Library code called from here' +
+                   (v.hiddenFile ? ' (' + v.hiddenFile + ')' : '') +
+                   ' is folded into this frame. Click to show library frames.';
+      pill.sprofAction = 'library';
+      name.appendChild(pill);
+    }
+    name.title = (f ? f.name + (loc ? '  ' + loc : '') : '') +
+                 '\nself ' + fmtSeconds(v.self) + ', ' + fmtCount(v.samples) + ' samples here';
+    row.appendChild(name);
+    rowOf.set(v, row);
+    return row;
+  }
+
+  /* How many children of v a fresh render shows. */
+  function initialShown (v) {
+    var n = 0, min = MIN_SHARE * V.total;
+    while (n < v.children.length && n < BATCH && v.children[n].total >= min) n++;
+    return Math.max(n, Math.min(v.children.length, 1));
+  }
+
+  function makeMoreRow (v, group) {
+    var rest = v.children.slice(v.shown);
+    var t = 0;
+    for (var i = 0; i < rest.length; i++) t += rest[i].total;
+    var row = el('div', 'row more');
+    row.setAttribute('role', 'treeitem');
+    row.tabIndex = -1;
+    row.style.setProperty('--d', String(v.depth));
+    row.appendChild(el('span', 'c-total', fmtSeconds(t)));
+    row.appendChild(el('span', 'c-share', fmtPercent(V.total > 0 ? t / V.total : 0)));
+    row.appendChild(el('span', 'c-self'));
+    var name = el('span', 'c-name');
+    name.appendChild(el('span', 'toggle leaf'));
+    name.appendChild(document.createTextNode(
+      '+ ' + fmtCount(rest.length) + ' more frame' + (rest.length > 1 ? 's' : '') +
+      (rest.length > BATCH ? ' (show ' + BATCH + ')' : '')));
+    row.appendChild(name);
+    row.sprofMore = { node: v, group: group };
+    return row;
+  }
+
+  /* The rows of v's children, and recursively of the open ones. */
+  function fillGroup (group, v) {
+    if (v.shown === 0) v.shown = initialShown(v);
+    for (var i = 0; i < v.shown && i < v.children.length; i++)
+      group.appendChild(makeSubtree(v.children[i]));
+    if (v.shown < v.children.length) group.appendChild(makeMoreRow(v, group));
+  }
+
+  function makeSubtree (v) {
+    var box = el('div', 'node');
+    box.appendChild(makeRow(v));
+    if (state.expanded.has(v) && hasKids(v)) {
+      var group = el('div', 'group');
+      group.setAttribute('role', 'group');
+      fillGroup(group, v);
+      box.appendChild(group);
+    }
+    return box;
+  }
+
+  function renderTree () {
+    var tree = $('tree');
+    var focused = document.activeElement && document.activeElement.sprofNode;
+    clear(tree);
+    if (V.total <= 0 && V.root.children.length === 0) {
+      tree.appendChild(el('div', 'empty', 'No samples were recorded: the program ran ' +
+                          'for less than one sampling interval, or the profiler was not running.'));
+      return;
+    }
+    if (V.root.self > 0) tree.appendChild(makeSubtree(V.root));
+    var top = el('div', 'group');
+    fillGroup(top, V.root);
+    tree.appendChild(top);
+    var first = tree.querySelector('.row');
+    if (first) first.tabIndex = 0;
+    if (focused && rowOf.has(focused) && rowOf.get(focused).isConnected) focusRow(rowOf.get(focused));
+  }
+
+  /* Opens or closes v's row in place. */
+  function setOpen (v, open) {
+    var row = rowOf.get(v);
+    if (open) state.expanded.add(v); else state.expanded.delete(v);
+    if (!row || !row.isConnected || !hasKids(v)) return;
+    row.setAttribute('aria-expanded', String(open));
+    var box = row.parentNode, group = row.nextSibling;
+    if (group) box.removeChild(group);
+    if (open) {
+      group = el('div', 'group');
+      group.setAttribute('role', 'group');
+      fillGroup(group, v);
+      box.appendChild(group);
+    }
+  }
+
+  /* Alt-click: the whole subtree open (as far as is sensible) or closed. */
+  function setOpenDeep (v, open) {
+    var todo = [v], budget = 5000, min = open ? MIN_SHARE * V.total : 0;
+    while (todo.length) {
+      var n = todo.pop();
+      if (!hasKids(n)) continue;
+      if (open) {
+        if (budget-- <= 0 || (n !== v && n.total < min)) continue;
+        state.expanded.add(n);
+      } else {
+        state.expanded.delete(n);
+      }
+      for (var i = 0; i < n.children.length; i++) todo.push(n.children[i]);
+    }
+    var row = rowOf.get(v);
+    if (row && row.isConnected) {
+      var box = row.parentNode;
+      box.parentNode.replaceChild(makeSubtree(v), box);
+      focusRow(rowOf.get(v));
+    }
+  }
+
+  /* The hot path: the heaviest child, down to a leaf, and big nodes. */
+  function openHotPath () {
+    var v = V.root, guard = 0;
+    while (v.children.length && guard++ < 400) {
+      state.expanded.add(v);
+      v = v.children[0];
+    }
+    for (var i = 1; i < V.nodes.length; i++) {
+      var n = V.nodes[i];
+      if (hasKids(n) && share(n) >= OPEN_SHARE) state.expanded.add(n);
+    }
+  }
+
+  /* Opens every node above v, so v gets a row. */
+  function reveal (v) {
+    var chain = [];
+    for (var p = v.parent; p; p = p.parent) chain.push(p);
+    for (var i = chain.length - 1; i >= 0; i--) {
+      var n = chain[i];
+      state.expanded.add(n);
+      var k = n.children.indexOf(i > 0 ? chain[i - 1] : v);
+      if (n.shown !== 0 && k >= n.shown) n.shown = k + 1;
+    }
+  }
+
+  function focusRow (row) {
+    if (!row) return;
+    var old = $('tree').querySelectorAll('.row[tabindex="0"]');
+    for (var i = 0; i < old.length; i++) old[i].tabIndex = -1;
+    row.tabIndex = 0;
+    row.focus({ preventScroll: true });
+    var r = row.getBoundingClientRect();
+    var top = $('view-tree').querySelector('.tree-head').getBoundingClientRect().bottom;
+    var toolbar = document.querySelector('.toolbar').getBoundingClientRect().bottom;
+    if (r.top < Math.max(top, toolbar) || r.bottom > window.innerHeight)
+      row.scrollIntoView({ block: 'center' });
+  }
+
+  function onTreeClick (e) {
+    var t = e.target;
+    if (t.sprofAction === 'library') {
+      e.stopPropagation();
+      setShowLibrary(true);
+      return;
+    }
+    var row = t.closest ? t.closest('.row') : null;
+    if (!row) return;
+    if (row.sprofMore) {
+      var m = row.sprofMore;
+      m.node.shown = Math.min(m.node.children.length, m.node.shown + BATCH);
+      var group = m.group;
+      group.removeChild(row);
+      var from = group.children.length;
+      for (var i = from; i < m.node.shown; i++) group.appendChild(makeSubtree(m.node.children[i]));
+      if (m.node.shown < m.node.children.length) group.appendChild(makeMoreRow(m.node, group));
+      return;
+    }
+    var v = row.sprofNode;
+    if (!v) return;
+    focusRow(row);
+    if (!hasKids(v)) return;
+    if (e.altKey) setOpenDeep(v, !state.expanded.has(v));
+    else setOpen(v, !state.expanded.has(v));
+  }
+
+  function visibleRows () {
+    return Array.prototype.slice.call($('tree').querySelectorAll('.row'));
+  }
+
+  function onTreeKey (e) {
+    var row = document.activeElement;
+    if (!row || !row.classList || !row.classList.contains('row')) return;
+    var v = row.sprofNode, rows, i;
+    switch (e.key) {
+      case 'ArrowDown': case 'ArrowUp':
+        rows = visibleRows();
+        i = rows.indexOf(row) + (e.key === 'ArrowDown' ? 1 : -1);
+        if (i >= 0 && i < rows.length) focusRow(rows[i]);
+        break;
+      case 'Home': case 'End':
+        rows = visibleRows();
+        focusRow(rows[e.key === 'Home' ? 0 : rows.length - 1]);
+        break;
+      case 'ArrowRight':
+        if (!v || !hasKids(v)) break;
+        if (!state.expanded.has(v)) setOpen(v, true);
+        else focusRow(rowOf.get(v.children[0]));
+        break;
+      case 'ArrowLeft':
+        if (v && state.expanded.has(v) && hasKids(v)) setOpen(v, false);
+        else if (v && v.parent && rowOf.get(v.parent) && rowOf.get(v.parent).isConnected)
+          focusRow(rowOf.get(v.parent));
+        break;
+      case 'Enter': case ' ':
+        row.click();
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+  }
+
+  /* ----------------------------------------------------------------- search */
+
+  function runSearch (q) {
+    state.query = q.trim().toLowerCase();
+    state.current = -1;
+    state.matches = [];
+    state.matchFrame = null;
+    var info = $('search-info');
+    if (state.query) {
+      var mf = new Uint8Array(frames.length), nframes = 0;
+      for (var i = 0; i < frames.length; i++) {
+        var f = frames[i];
+        if (f.name.toLowerCase().indexOf(state.query) >= 0 ||
+            where(f).toLowerCase().indexOf(state.query) >= 0) {
+          mf[i] = 1;
+          nframes++;
+        }
+      }
+      state.matchFrame = mf;
+      collectMatches();
+      info.textContent = state.matches.length === 0 ? 'no match'
+        : nframes + ' function' + (nframes > 1 ? 's' : '') + ' · ' +
+          fmtPercent(matchedShare()) + ' of the time';
+      for (i = 0; i < state.matches.length && i < REVEAL; i++) reveal(state.matches[i]);
+    } else {
+      info.textContent = '';
+    }
+    refresh();
+  }
+
+  function collectMatches () {
+    var mf = state.matchFrame;
+    state.matches = [];
+    if (!mf) return;
+    for (var i = 1; i < V.nodes.length; i++)
+      if (mf[V.nodes[i].frame]) state.matches.push(V.nodes[i]);
+    state.matches.sort(function (a, b) { return b.total - a.total || a.id - b.id; });
+  }
+
+  /* The share of the run with a matching frame on the stack. */
+  function matchedShare () {
+    var mf = state.matchFrame, covered = new Uint8Array(V.nodes.length), t = 0;
+    for (var i = 1; i < V.nodes.length; i++) {
+      var v = V.nodes[i], up = covered[v.parent.id];
+      if (!up && mf[v.frame]) t += v.total;
+      covered[i] = up || mf[v.frame];
+    }
+    return V.total > 0 ? t / V.total : 0;
+  }
+
+  /* Enter in the search box: the next match, in the tree. */
+  function nextMatch (back) {
+    if (state.matches.length === 0) return;
+    var n = state.matches.length;
+    state.current = (state.current + (back ? n - 1 : 1) + n) % n;
+    var v = state.matches[state.current];
+    if (state.view !== 'tree') setView('tree');
+    reveal(v);
+    renderTree();
+    var old = $('tree').querySelector('.row.current');
+    if (old) old.classList.remove('current');
+    var row = rowOf.get(v);
+    if (row) {
+      row.classList.add('current');
+      row.scrollIntoView({ block: 'center' });
+    }
+  }
+
+  /* ------------------------------------------------------- canvas painting */
+
+  var palette = null;   /* colours of the current theme */
+
+  function themeColors () {
+    var css = getComputedStyle(document.documentElement);
+    var dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+    return {
+      dark: dark,
+      text: css.getPropertyValue('--text').trim() || '#222',
+      muted: css.getPropertyValue('--muted').trim() || '#777',
+      border: css.getPropertyValue('--border').trim() || '#ddd',
+      surface: css.getPropertyValue('--surface').trim() || '#fff',
+      accent: css.getPropertyValue('--accent').trim() || '#e8590c',
+      cache: new Map()
+    };
+  }
+
+  function hash (s) {
+    var h = 2166136261;
+    for (var i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i);
+      h = Math.imul(h, 16777619);
+    }
+    return (h >>> 0) / 4294967296;
+  }
+
+  /* A frame's fill: warm for Lua, blue for C, violet for native, grey for
+  ** markers; the name picks a shade so neighbours differ. */
+  function fillOf (frameIndex) {
+    var c = palette.cache.get(frameIndex);
+    if (c) return c;
+    var f = frameIndex >= 0 ? frames[frameIndex] : null;
+    var h = f ? hash(f.name + '\u0000' + f.file) : 0.5;
+    var d = palette.dark, hue, sat, light;
+    if (!f) { hue = 220; sat = 8; light = d ? 34 : 82; }
+    else if (f.kind === 'c') { hue = 195 + h * 30; sat = 62; light = d ? 42 : 66; }
+    else if (f.kind === 'native') { hue = 255 + h * 25; sat = 48; light = d ? 46 : 72; }
+    else if (f.kind === 'pseudo') { hue = 220; sat = 8; light = d ? 40 : 74; }
+    else if (f.library) { hue = 28 + h * 18; sat = 26; light = d ? 38 : 68; }
+    else { hue = 8 + h * 40; sat = 80; light = d ? 48 : 62; }
+    c = 'hsl(' + hue.toFixed(0) + ' ' + sat + '% ' + (light + (h - 0.5) * 8).toFixed(0) + '%)';
+    palette.cache.set(frameIndex, c);
+    return c;
+  }
+
+  var FONT = '12px ' + (getComputedStyle(document.documentElement).getPropertyValue('--mono') || 'monospace');
+  var charWidth = 7.2;
+
+  function sizeCanvas (canvas, width, height) {
+    var ratio = window.devicePixelRatio || 1;
+    canvas.style.width = width + 'px';
+    canvas.style.height = height + 'px';
+    canvas.width = Math.max(1, Math.round(width * ratio));
+    canvas.height = Math.max(1, Math.round(height * ratio));
+    var ctx = canvas.getContext('2d');
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.font = FONT;
+    ctx.textBaseline = 'middle';
+    charWidth = ctx.measureText('MMMMMMMMMM').width / 10 || 7.2;
+    return ctx;
+  }
+
+  function fitLabel (text, width) {
+    var n = Math.floor((width - 8) / charWidth);
+    if (n >= text.length) return text;
+    if (n < 3) return '';
+    return text.slice(0, n - 1) + '…';
+  }
+
+  /* One block of the flame graph or timeline. */
+  function paintBlock (ctx, x, y, w, frameIndex, label, dim) {
+    ctx.globalAlpha = dim ? 0.28 : 1;
+    ctx.fillStyle = fillOf(frameIndex);
+    ctx.fillRect(x, y, Math.max(w - 1, 0.5), ROW_H - 1);
+    if (w >= 24) {
+      var text = fitLabel(label, w);
+      if (text) {
+        ctx.fillStyle = palette.dark ? 'rgba(255,255,255,0.92)' : 'rgba(20,20,30,0.9)';
+        ctx.fillText(text, x + 4, y + ROW_H / 2);
+      }
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  function dimmed (v) {
+    return state.matchFrame !== null && !(v.frame >= 0 && state.matchFrame[v.frame]);
+  }
+
+  function labelOf (v) { return v.frame >= 0 ? frames[v.frame].name : rootLabel(); }
+
+  /* ---------------------------------------------------------------- tooltip */
+
+  function showTip (e, v, extra) {
+    var tip = $('tooltip'), f = frameOf(v);
+    clear(tip);
+    tip.appendChild(el('div', 't-name', labelOf(v)));
+    var loc = f ? where(f) : '';
+    if (loc) tip.appendChild(el('div', 't-where', loc));
+    function line (k, val) {
+      var r = el('div', 't-row');
+      r.appendChild(el('span', null, k));
+      r.appendChild(el('span', null, val));
+      tip.appendChild(r);
+    }
+    (extra || []).forEach(function (kv) { line(kv[0], kv[1]); });
+    line('total', fmtSeconds(v.total) + '  ' + fmtPercent(share(v)));
+    line('self', fmtSeconds(v.self));
+    line('samples', fmtCount(v.samples));
+    if (f) line('kind', f.kind === 'lua' ? (f.library ? 'Lua (library)' : 'Lua') :
+                        f.kind === 'c' ? 'C function' : f.kind);
+    if (v.hidden > 0) line('hidden', v.hidden + ' library frame' + (v.hidden > 1 ? 's' : ''));
+    tip.hidden = false;
+    var x = e.clientX + 14, y = e.clientY + 16;
+    var r = tip.getBoundingClientRect();
+    if (x + r.width > window.innerWidth - 8) x = Math.max(8, e.clientX - r.width - 14);
+    if (y + r.height > window.innerHeight - 8) y = Math.max(8, e.clientY - r.height - 16);
+    tip.style.left = x + 'px';
+    tip.style.top = y + 'px';
+  }
+
+  function hideTip () { $('tooltip').hidden = true; }
+
+  /* ------------------------------------------------------------ flame graph */
+
+  var flameRects = [];   /* per depth: [{x, w, v}] as last painted */
+
+  function drawFlame () {
+    var wrap = $('flame-wrap'), canvas = $('flame');
+    var width = wrap.clientWidth;
+    if (width <= 0) return;
+    var zoom = state.flameZoom || V.root;
+    var scale = zoom.total > 0 ? width / zoom.total : 0;
+    var rects = [];
+    var chain = [];
+    for (var p = zoom; p; p = p.parent) chain.unshift(p);
+    chain.forEach(function (a) { rects[a.depth] = [{ x: 0, w: width, v: a, above: a !== zoom }]; });
+    /* lay out what is wide enough to see */
+    var todo = [zoom], xs = [0];
+    while (todo.length) {
+      var v = todo.pop(), x = xs.pop();
+      for (var i = 0; i < v.children.length; i++) {
+        var c = v.children[i], w = c.total * scale;
+        if (w < 0.4) break;  /* sorted: the rest are narrower */
+        (rects[c.depth] || (rects[c.depth] = [])).push({ x: x, w: w, v: c });
+        if (c.children.length) { todo.push(c); xs.push(x); }
+        x += w;
+      }
+    }
+    var height = Math.max(rects.length * ROW_H + 4, 120);
+    var ctx = sizeCanvas(canvas, width, height);
+    ctx.clearRect(0, 0, width, height);
+    for (var d = 0; d < rects.length; d++) {
+      var row = rects[d] || (rects[d] = []);
+      row.sort(function (a, b) { return a.x - b.x; });
+      for (var k = 0; k < row.length; k++) {
+        var r = row[k];
+        paintBlock(ctx, r.x, d * ROW_H, r.w, r.v.frame, labelOf(r.v), r.above || dimmed(r.v));
+      }
+    }
+    flameRects = rects;
+    renderCrumbs();
+  }
+
+  function flameHit (e) {
+    var box = $('flame').getBoundingClientRect();
+    var x = e.clientX - box.left, d = Math.floor((e.clientY - box.top) / ROW_H);
+    var row = flameRects[d];
+    if (!row) return null;
+    for (var i = 0; i < row.length; i++)
+      if (x >= row[i].x && x < row[i].x + row[i].w) return row[i].v;
+    return null;
+  }
+
+  function zoomFlame (v) {
+    state.flameZoom = v && v !== V.root ? v : null;
+    drawFlame();
+  }
+
+  function renderCrumbs () {
+    var box = $('flame-crumbs'), zoom = state.flameZoom || V.root;
+    clear(box);
+    var chain = [];
+    for (var p = zoom; p; p = p.parent) chain.unshift(p);
+    chain.forEach(function (v, i) {
+      if (i > 0) box.appendChild(el('span', 'sep', '›'));
+      var b = el('button', v === zoom ? 'here' : null, labelOf(v));
+      b.type = 'button';
+      b.title = labelOf(v) + ' — ' + fmtPercent(share(v));
+      b.addEventListener('click', function () { zoomFlame(v); });
+      box.appendChild(b);
+    });
+    if (state.flameZoom) {
+      var reset = el('button', 'reset', 'Reset zoom');
+      reset.type = 'button';
+      reset.addEventListener('click', function () { zoomFlame(null); });
+      box.appendChild(reset);
+    }
+  }
+
+  /* --------------------------------------------------------------- timeline */
+
+  var TL = null;          /* the timeline's samples, prepared once */
+  var timelineRuns = [];  /* per depth: [{x0, x1, v, t0, t1}] as last painted */
+
+  function prepareTimeline () {
+    var tl = data.timeline || {}, t = tl.t_ns || [], st = tl.stack || [];
+    var n = Math.min(t.length, st.length);
+    var times = new Float64Array(n), leaf = new Int32Array(n), m = 0;
+    for (var i = 0; i < n; i++) {
+      var k = st[i];
+      if (!(k >= 0 && k < P.stackLeaf.length)) continue;
+      times[m] = +t[i];
+      leaf[m++] = P.stackLeaf[k];
+    }
+    times = times.subarray(0, m);
+    leaf = leaf.subarray(0, m);
+    /* the usual gap between kept samples: a sample stands for the time
+       since the one before, unless the profiler was stopped in between */
+    var gaps = [];
+    for (i = 1; i < m; i += Math.max(1, Math.floor(m / 2000))) gaps.push(times[i] - times[i - 1]);
+    gaps.sort(function (a, b) { return a - b; });
+    var typical = gaps.length ? gaps[gaps.length >> 1] : (+data.interval || 0.001) * 1e9;
+    if (!(typical > 0)) typical = (+data.interval || 0.001) * 1e9;
+    var end = m ? times[m - 1] : 0;
+    /* One recording: every sample covers the time since the previous one,
+       however late it came. Several (stop, then start again): the time
+       between them was not recorded, and long gaps show as empty. */
+    var unrecorded = end - (+data.duration_ns || 0);
+    var maxGap = unrecorded > Math.max(typical * 10, end * 0.02)
+      ? Math.max(typical * 20, 0.05e9) : Infinity;
+    return { times: times, leaf: leaf, n: m, typical: typical, maxGap: maxGap, end: end };
+  }
+
+  /* The kept sample whose time covers instant t, or -1. */
+  function sampleAt (t) {
+    var a = 0, b = TL.n;
+    while (a < b) {
+      var mid = (a + b) >> 1;
+      if (TL.times[mid] < t) a = mid + 1; else b = mid;
+    }
+    if (a >= TL.n) return -1;
+    var before = a > 0 ? TL.times[a - 1] : 0;
+    var from = TL.times[a] - before > TL.maxGap ? TL.times[a] - TL.typical : before;
+    return t > from ? a : -1;
+  }
+
+  function timelineNote () {
+    var note = $('timeline-note'), total = +data.samples || 0;
+    var text = 'drag to zoom into a range · click a block to zoom to it · Esc zooms out';
+    if (TL.n > 0 && total > TL.n)
+      text = 'showing ' + fmtCount(TL.n) + ' of ' + fmtCount(total) +
+             ' samples (the timeline is thinned; the tree is exact) · ' + text;
+    note.textContent = text;
+  }
+
+  function niceStep (span, target) {
+    var raw = span / target, p = Math.pow(10, Math.floor(Math.log10(raw)));
+    var m = raw / p;
+    return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+  }
+
+  function drawTimeline () {
+    var wrap = $('timeline-wrap'), canvas = $('timeline');
+    var width = wrap.clientWidth;
+    if (width <= 0) return;
+    var span = state.span || [0, Math.max(TL.end, 1)];
+    var t0 = span[0], t1 = span[1], per = (t1 - t0) / width;
+    var runs = [], open = [], chain = [];
+    function close (d, x) {
+      var o = open[d];
+      if (!o) return;
+      (runs[d] || (runs[d] = [])).push({ x0: o.x, x1: x, v: o.v, t0: t0 + o.x * per, t1: t0 + x * per });
+      open[d] = null;
+    }
+    for (var x = 0; x <= width; x++) {
+      var i = x < width ? sampleAt(t0 + (x + 0.5) * per) : -1;
+      chain.length = 0;
+      if (i >= 0) {
+        for (var v = V.nodes[V.rawToView[TL.leaf[i]]]; v && v.parent; v = v.parent) chain.push(v);
+        chain.reverse();
+      }
+      var depth = Math.max(chain.length, open.length);
+      for (var d = 0; d < depth; d++) {
+        var w = chain[d];
+        if (open[d] && open[d].v === w) continue;
+        close(d, x);
+        if (w) open[d] = { x: x, v: w };
+      }
+    }
+    var height = Math.max(AXIS_H + runs.length * ROW_H + 4, 140);
+    var ctx = sizeCanvas(canvas, width, height);
+    ctx.clearRect(0, 0, width, height);
+    drawAxis(ctx, width, t0, t1);
+    for (d = 0; d < runs.length; d++) {
+      var row = runs[d] || (runs[d] = []);
+      for (var k = 0; k < row.length; k++) {
+        var r = row[k];
+        paintBlock(ctx, r.x0, AXIS_H + d * ROW_H, r.x1 - r.x0, r.v.frame, labelOf(r.v), dimmed(r.v));
+      }
+    }
+    if (TL.n === 0) {
+      ctx.fillStyle = palette.muted;
+      ctx.fillText('No timeline in this session.', 12, AXIS_H + 30);
+    }
+    timelineRuns = runs;
+    renderRange(t0, t1);
+  }
+
+  function drawAxis (ctx, width, t0, t1) {
+    var step = niceStep(t1 - t0, Math.max(2, width / 110));
+    ctx.fillStyle = palette.muted;
+    ctx.strokeStyle = palette.border;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(0, AXIS_H - 0.5);
+    ctx.lineTo(width, AXIS_H - 0.5);
+    ctx.stroke();
+    for (var t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+      var x = Math.round((t - t0) / (t1 - t0) * width) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(x, AXIS_H - 6);
+      ctx.lineTo(x, AXIS_H);
+      ctx.stroke();
+      if (x < width - 40) ctx.fillText(fmtSeconds(t), x + 3, AXIS_H / 2 - 1);
+    }
+  }
+
+  function renderRange (t0, t1) {
+    var box = $('timeline-range');
+    clear(box);
+    box.appendChild(el('span', null, fmtSeconds(t0) + ' – ' + fmtSeconds(t1) +
+                       '  (' + fmtSeconds(t1 - t0) + ')'));
+    if (state.span) {
+      var reset = el('button', 'reset', 'Reset zoom');
+      reset.type = 'button';
+      reset.addEventListener('click', function () { zoomTimeline(null); });
+      box.appendChild(reset);
+    }
+  }
+
+  function zoomTimeline (span) {
+    if (span) {
+      var min = TL.typical * 4;
+      if (span[1] - span[0] < min) {
+        var mid = (span[0] + span[1]) / 2;
+        span = [mid - min / 2, mid + min / 2];
+      }
+    }
+    state.span = span;
+    drawTimeline();
+  }
+
+  function timelineHit (e) {
+    var box = $('timeline').getBoundingClientRect();
+    var x = e.clientX - box.left, y = e.clientY - box.top - AXIS_H;
+    if (y < 0) return null;
+    var row = timelineRuns[Math.floor(y / ROW_H)];
+    if (!row) return null;
+    for (var i = 0; i < row.length; i++)
+      if (x >= row[i].x0 && x < row[i].x1) return row[i];
+    return null;
+  }
+
+  function wireTimeline () {
+    var canvas = $('timeline'), sel = $('timeline-select'), drag = null;
+    function xOf (e) { return e.clientX - canvas.getBoundingClientRect().left; }
+    canvas.addEventListener('mousedown', function (e) {
+      if (e.button !== 0) return;
+      drag = { x: xOf(e) };
+      e.preventDefault();
+    });
+    window.addEventListener('mousemove', function (e) {
+      if (!drag) return;
+      var x = xOf(e), a = Math.min(drag.x, x), b = Math.max(drag.x, x);
+      if (b - a < 4) { sel.hidden = true; return; }
+      sel.hidden = false;
+      sel.style.left = a + 'px';
+      sel.style.width = (b - a) + 'px';
+      hideTip();
+    });
+    window.addEventListener('mouseup', function (e) {
+      if (!drag) return;
+      var x = xOf(e), a = Math.min(drag.x, x), b = Math.max(drag.x, x);
+      var span = state.span || [0, Math.max(TL.end, 1)], per = (span[1] - span[0]) / canvas.clientWidth;
+      drag = null;
+      sel.hidden = true;
+      if (b - a >= 4) zoomTimeline([span[0] + a * per, span[0] + b * per]);
+      else {
+        var hit = timelineHit(e);
+        if (hit) zoomTimeline([hit.t0, hit.t1]);
+      }
+    });
+    canvas.addEventListener('mousemove', function (e) {
+      if (drag) return;
+      var hit = timelineHit(e);
+      if (!hit) { hideTip(); return; }
+      showTip(e, hit.v, [['here', fmtSeconds(hit.t0) + ' – ' + fmtSeconds(hit.t1)]]);
+    });
+    canvas.addEventListener('mouseleave', hideTip);
+    canvas.addEventListener('wheel', function (e) {
+      if (!(e.ctrlKey || e.metaKey) && Math.abs(e.deltaX) <= Math.abs(e.deltaY)) return;
+      e.preventDefault();
+      var span = state.span || [0, Math.max(TL.end, 1)], len = span[1] - span[0];
+      var at = span[0] + xOf(e) / canvas.clientWidth * len;
+      if (e.ctrlKey || e.metaKey) {
+        var f = Math.exp(e.deltaY * 0.002);
+        zoomTimeline(clampSpan([at - (at - span[0]) * f, at + (span[1] - at) * f]));
+      } else {
+        var dt = e.deltaX / canvas.clientWidth * len;
+        zoomTimeline(clampSpan([span[0] + dt, span[1] + dt]));
+      }
+    }, { passive: false });
+  }
+
+  function clampSpan (s) {
+    var end = Math.max(TL.end, 1), len = Math.min(s[1] - s[0], end);
+    var a = Math.min(Math.max(s[0], 0), end - len);
+    if (a <= 0 && len >= end) return null;
+    return [a, a + len];
+  }
+
+  /* ------------------------------------------------------------------ views */
+
+  function setView (name) {
+    state.view = name;
+    ['tree', 'flame', 'timeline'].forEach(function (v) {
+      $('view-' + v).hidden = v !== name;
+      $('tab-' + v).setAttribute('aria-selected', String(v === name));
+      $('tab-' + v).tabIndex = v === name ? 0 : -1;
+    });
+    document.documentElement.dataset.view = name;
+    hideTip();
+    refresh();
+  }
+
+  /* Repaints the view on show, leaving hidden ones for when they show. */
+  function refresh () {
+    if (state.view === 'tree') renderTree();
+    else if (state.view === 'flame') drawFlame();
+    else drawTimeline();
+  }
+
+  function setShowLibrary (on) {
+    if (on === state.showLibrary) return;
+    var paths = [];
+    state.expanded.forEach(function (v) { paths.push(framePath(v)); });
+    var zoomPath = state.flameZoom ? framePath(state.flameZoom) : null;
+    state.showLibrary = on;
+    $('show-library').checked = on;
+    V = buildView(P, on);
+    state.expanded = new Set();
+    paths.forEach(function (p) { var v = findPath(p); if (v) state.expanded.add(v); });
+    state.flameZoom = zoomPath ? findPath(zoomPath) : null;
+    collectMatches();
+    refresh();
+  }
+
+  function framePath (v) {
+    var path = [];
+    for (; v && v.parent; v = v.parent) path.push(v.frame);
+    return path.reverse();
+  }
+
+  /* The node reached by the frames of 'path', skipping frames now hidden. */
+  function findPath (path) {
+    var v = V.root;
+    for (var i = 0; i < path.length; i++) {
+      var next = null;
+      for (var k = 0; k < v.children.length; k++)
+        if (v.children[k].frame === path[i]) { next = v.children[k]; break; }
+      if (next) v = next;
+    }
+    return v === V.root ? null : v;
+  }
+
+  function wire () {
+    var tree = $('tree');
+    tree.addEventListener('click', onTreeClick);
+    tree.addEventListener('keydown', onTreeKey);
+
+    var tabs = document.querySelectorAll('.tabs [role="tab"]');
+    for (var i = 0; i < tabs.length; i++) {
+      tabs[i].addEventListener('click', function (e) { setView(e.currentTarget.dataset.view); });
+    }
+    document.querySelector('.tabs').addEventListener('keydown', function (e) {
+      var order = ['tree', 'flame', 'timeline'], k = order.indexOf(state.view);
+      if (e.key === 'ArrowRight') k = (k + 1) % 3;
+      else if (e.key === 'ArrowLeft') k = (k + 2) % 3;
+      else return;
+      setView(order[k]);
+      $('tab-' + order[k]).focus();
+      e.preventDefault();
+    });
+
+    var search = $('search'), timer = 0;
+    search.addEventListener('input', function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () { runSearch(search.value); }, 120);
+    });
+    search.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter') {
+        clearTimeout(timer);
+        if (search.value.trim().toLowerCase() !== state.query) runSearch(search.value);
+        nextMatch(e.shiftKey);
+        e.preventDefault();
+      } else if (e.key === 'Escape') {
+        search.value = '';
+        runSearch('');
+        search.blur();
+      }
+    });
+
+    $('show-library').addEventListener('change', function (e) { setShowLibrary(e.target.checked); });
+
+    var flame = $('flame');
+    flame.addEventListener('click', function (e) {
+      var v = flameHit(e);
+      if (v) zoomFlame(v);
+    });
+    flame.addEventListener('mousemove', function (e) {
+      var v = flameHit(e);
+      if (v) showTip(e, v); else hideTip();
+      flame.style.cursor = v ? 'pointer' : 'default';
+    });
+    flame.addEventListener('mouseleave', hideTip);
+    wireTimeline();
+
+    document.addEventListener('keydown', function (e) {
+      var t = e.target, typing = t && (t.tagName === 'INPUT' || t.isContentEditable);
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (e.key === '/' && !typing) { search.focus(); search.select(); e.preventDefault(); }
+      else if (!typing && (e.key === '1' || e.key === '2' || e.key === '3'))
+        setView(['tree', 'flame', 'timeline'][+e.key - 1]);
+      else if (e.key === 'Escape' && !typing) {
+        if (state.view === 'flame' && state.flameZoom) zoomFlame(state.flameZoom.parent);
+        else if (state.view === 'timeline' && state.span) zoomTimeline(null);
+      }
+    });
+
+    var pending = 0;
+    function redrawSoon () {
+      if (pending) return;
+      pending = requestAnimationFrame(function () {
+        pending = 0;
+        if (state.view !== 'tree') refresh();
+      });
+    }
+    window.addEventListener('resize', redrawSoon);
+    if (window.matchMedia) {
+      var mq = window.matchMedia('(prefers-color-scheme: dark)');
+      var onTheme = function () { palette = themeColors(); redrawSoon(); };
+      if (mq.addEventListener) mq.addEventListener('change', onTheme);
+      else if (mq.addListener) mq.addListener(onTheme);
+    }
+  }
+
+  /* ------------------------------------------------------------------- main */
+
+  function fail (message) {
+    var tree = $('tree');
+    clear(tree);
+    tree.appendChild(el('div', 'empty', message));
+  }
+
+  function main () {
+    try {
+      data = JSON.parse($('sprof-data').textContent);
+    } catch (err) {
+      fail('This report holds no readable profile data (' + err.message + ').');
+      return;
+    }
+    if (!data || data.format !== 'sprof-session') {
+      fail('This report holds no sprof session.');
+      return;
+    }
+    P = loadProfile(data);
+    frames = P.frames;
+    state.showLibrary = options.showAll;
+    $('show-library').checked = state.showLibrary;
+    V = buildView(P, state.showLibrary);
+    TL = prepareTimeline();
+    palette = themeColors();
+    renderHeader();
+    timelineNote();
+    openHotPath();
+    wire();
+    setView('tree');
+    document.documentElement.dataset.ready = 'true';
+    if (window.performance && performance.mark) performance.mark('sprof-ready');
+  }
+
+  main();
+})();

@@ -1,0 +1,265 @@
+/*
+** pprof.c — the gzipped profile.proto of pprof
+** (github.com/google/pprof/blob/main/proto/profile.proto), as read by
+** go tool pprof, Pyroscope, Parca and Grafana. Each frame is one function
+** and one location; each stack with time is one sample, leaf first, with
+** two values: its sample count and its time in nanoseconds ("wall" or
+** "cpu", as the session's clock).
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "report.h"
+
+/* field numbers in profile.proto */
+enum {
+  PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_MAPPING = 3,
+  PROFILE_LOCATION = 4, PROFILE_FUNCTION = 5, PROFILE_STRING_TABLE = 6,
+  PROFILE_TIME_NANOS = 9, PROFILE_DURATION_NANOS = 10,
+  PROFILE_PERIOD_TYPE = 11, PROFILE_PERIOD = 12,
+  PROFILE_DEFAULT_SAMPLE_TYPE = 14,
+  VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
+  SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2,
+  MAPPING_ID = 1, MAPPING_FILENAME = 5, MAPPING_HAS_FUNCTIONS = 7,
+  MAPPING_HAS_FILENAMES = 8, MAPPING_HAS_LINE_NUMBERS = 9,
+  LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_LINE = 4,
+  LINE_FUNCTION_ID = 1, LINE_LINE = 2,
+  FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3,
+  FUNCTION_FILENAME = 4, FUNCTION_START_LINE = 5
+};
+
+enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
+
+
+/* ------------------------------------------------------ protobuf writer */
+
+static void put_varint (Buf *b, uint64_t v) {
+  char bytes[10];
+  int n = 0;
+  do {
+    bytes[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v != 0);
+  buf_add(b, bytes, (size_t)n);
+}
+
+
+static void put_key (Buf *b, int field, int wire) {
+  put_varint(b, (uint64_t)field << 3 | (uint64_t)wire);
+}
+
+
+/* A scalar field; zero is the default and is left out, as proto3 does. */
+static void put_uint (Buf *b, int field, uint64_t v) {
+  if (v == 0) return;
+  put_key(b, field, WIRE_VARINT);
+  put_varint(b, v);
+}
+
+
+static void put_bytes (Buf *b, int field, const char *s, size_t len) {
+  put_key(b, field, WIRE_LEN);
+  put_varint(b, len);
+  buf_add(b, s, len);
+}
+
+
+/* Embeds 'msg' as field 'field' of b and empties it for the next one. */
+static void put_message (Buf *b, int field, Buf *msg) {
+  if (msg->failed) b->failed = 1;
+  put_bytes(b, field, msg->data ? msg->data : "", msg->len);
+  msg->len = 0;
+}
+
+
+/* --------------------------------------------------------- string table */
+
+typedef struct Strings {
+  Buf table;            /* the encoded string_table fields */
+  IntMap index;         /* hash of a string -> its index */
+  const char **list;    /* the strings, by index (not owned) */
+  int n, cap;
+} Strings;
+
+
+static uint64_t hash_str (const char *s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+
+
+/* The index of s in the string table, added if new; -1: out of memory. */
+static int64_t string_id (Strings *st, const char *s) {
+  uint64_t key = hash_str(s);
+  uint32_t j = map_slot(&st->index, key);
+  for (; st->index.vals[j] >= 0; j = (j + 1) & (st->index.cap - 1))
+    if (st->index.keys[j] == key && strcmp(st->list[st->index.vals[j]], s) == 0)
+      return st->index.vals[j];
+  if (st->n == st->cap) {
+    int cap = st->cap ? st->cap * 2 : 64;
+    const char **list = realloc(st->list, (size_t)cap * sizeof *list);
+    if (list == NULL) return -1;
+    st->list = list;
+    st->cap = cap;
+  }
+  if (!map_put(&st->index, key, st->n)) return -1;
+  st->list[st->n] = s;
+  put_bytes(&st->table, PROFILE_STRING_TABLE, s, strlen(s));
+  return st->n++;
+}
+
+
+/* ------------------------------------------------------------- profile */
+
+typedef struct Pprof {
+  const Session *S;
+  Buf body;             /* the profile but its string table */
+  Buf msg, inner;       /* scratch for embedded messages */
+  Strings strings;
+  int failed;
+} Pprof;
+
+
+static uint64_t str (Pprof *p, const char *s) {
+  int64_t id = string_id(&p->strings, s);
+  if (id < 0) { p->failed = 1; return 0; }
+  return (uint64_t)id;
+}
+
+
+static void put_value_type (Pprof *p, int field, const char *type,
+                            const char *unit) {
+  put_uint(&p->msg, VALUE_TYPE_TYPE, str(p, type));
+  put_uint(&p->msg, VALUE_TYPE_UNIT, str(p, unit));
+  put_message(&p->body, field, &p->msg);
+}
+
+
+/* One function and one location per frame, with the same id: the frame's
+** index + 1 (0 is no id in pprof). */
+static void put_function (Pprof *p, uint64_t id, const char *name,
+                          const char *file, int line) {
+  uint64_t name_id = str(p, name);
+  put_uint(&p->msg, FUNCTION_ID, id);
+  put_uint(&p->msg, FUNCTION_NAME, name_id);
+  put_uint(&p->msg, FUNCTION_SYSTEM_NAME, name_id);
+  put_uint(&p->msg, FUNCTION_FILENAME, str(p, file));
+  put_uint(&p->msg, FUNCTION_START_LINE, line > 0 ? (uint64_t)line : 0);
+  put_message(&p->body, PROFILE_FUNCTION, &p->msg);
+  put_uint(&p->inner, LINE_FUNCTION_ID, id);
+  put_uint(&p->inner, LINE_LINE, line > 0 ? (uint64_t)line : 0);
+  put_uint(&p->msg, LOCATION_ID, id);
+  put_uint(&p->msg, LOCATION_MAPPING_ID, 1);
+  put_message(&p->msg, LOCATION_LINE, &p->inner);
+  put_message(&p->body, PROFILE_LOCATION, &p->msg);
+}
+
+
+/* Frames carry their own names, so the one mapping says nothing is left
+** to symbolize. */
+static void put_mapping (Pprof *p) {
+  const Session *S = p->S;
+  put_uint(&p->msg, MAPPING_ID, 1);
+  put_uint(&p->msg, MAPPING_FILENAME, str(p, S->program ? S->program : "lua"));
+  put_uint(&p->msg, MAPPING_HAS_FUNCTIONS, 1);
+  put_uint(&p->msg, MAPPING_HAS_FILENAMES, 1);
+  put_uint(&p->msg, MAPPING_HAS_LINE_NUMBERS, 1);
+  put_message(&p->body, PROFILE_MAPPING, &p->msg);
+}
+
+
+/* A sample: its locations leaf first, then [samples, nanoseconds]. */
+static void put_sample (Pprof *p, int node) {
+  const Session *S = p->S;
+  const Node *n = &S->nodes[node];
+  if (node == 0)  /* time with no Lua stack */
+    put_varint(&p->inner, (uint64_t)S->nframes + 1);
+  for (; node > 0; node = S->nodes[node].parent)
+    put_varint(&p->inner, (uint64_t)S->nodes[node].frame + 1);
+  put_message(&p->msg, SAMPLE_LOCATION_ID, &p->inner);
+  put_varint(&p->inner, n->samples);
+  put_varint(&p->inner, n->self_ns);
+  put_message(&p->msg, SAMPLE_VALUE, &p->inner);
+  put_message(&p->body, PROFILE_SAMPLE, &p->msg);
+}
+
+
+static void put_profile (Pprof *p) {
+  const Session *S = p->S;
+  const char *clock = S->clock == CLOCK_KIND_CPU ? "cpu" : "wall";
+  int i;
+  str(p, "");  /* string 0 is always the empty string */
+  put_value_type(p, PROFILE_SAMPLE_TYPE, "samples", "count");
+  put_value_type(p, PROFILE_SAMPLE_TYPE, clock, "nanoseconds");
+  put_mapping(p);
+  for (i = 0; i < S->nframes; i++) {
+    const Frame *f = &S->frames[i];
+    put_function(p, (uint64_t)i + 1, f->name, f->file, f->line);
+  }
+  put_function(p, (uint64_t)S->nframes + 1, "(outside Lua)", "", 0);
+  for (i = 0; i < S->nnodes; i++)
+    if (S->nodes[i].self_ns > 0 || S->nodes[i].samples > 0) put_sample(p, i);
+  if (S->start_time > 0)
+    put_uint(&p->body, PROFILE_TIME_NANOS, (uint64_t)(S->start_time * 1e9));
+  put_uint(&p->body, PROFILE_DURATION_NANOS, S->duration_ns);
+  put_value_type(p, PROFILE_PERIOD_TYPE, clock, "nanoseconds");
+  put_uint(&p->body, PROFILE_PERIOD, (uint64_t)(S->interval * 1e9 + 0.5));
+  put_uint(&p->body, PROFILE_DEFAULT_SAMPLE_TYPE, str(p, clock));
+}
+
+
+/* gzip (deflate with a gzip header: windowBits 15 + 16) */
+static int gzip (const char *data, size_t len, Buf *out) {
+  enum { SLICE = 1 << 20 };
+  char chunk[16384];
+  z_stream z;
+  int rc;
+  memset(&z, 0, sizeof z);
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK)
+    return 0;
+  z.next_in = (Bytef *)data;
+  do {
+    size_t slice = len < SLICE ? len : SLICE;
+    int flush = slice == len ? Z_FINISH : Z_NO_FLUSH;
+    z.avail_in = (uInt)slice;
+    len -= slice;
+    do {
+      z.next_out = (Bytef *)chunk;
+      z.avail_out = sizeof chunk;
+      rc = deflate(&z, flush);
+      buf_add(out, chunk, sizeof chunk - z.avail_out);
+    } while (z.avail_out == 0);
+  } while (len > 0);
+  deflateEnd(&z);
+  return rc == Z_STREAM_END && !out->failed;
+}
+
+
+void render_pprof (const Session *S, Buf *out) {
+  Pprof p;
+  memset(&p, 0, sizeof p);
+  p.S = S;
+  buf_init(&p.body);
+  buf_init(&p.msg);
+  buf_init(&p.inner);
+  buf_init(&p.strings.table);
+  if (map_init(&p.strings.index, 256)) {
+    put_profile(&p);
+    buf_add(&p.body, p.strings.table.data ? p.strings.table.data : "",
+            p.strings.table.len);
+    if (p.failed || p.body.failed || p.strings.table.failed
+        || !gzip(p.body.data, p.body.len, out))
+      out->failed = 1;
+    map_free(&p.strings.index);
+  }
+  else out->failed = 1;
+  free(p.strings.list);
+  buf_free(&p.strings.table);
+  buf_free(&p.body);
+  buf_free(&p.msg);
+  buf_free(&p.inner);
+}

@@ -1,0 +1,413 @@
+// The HTML report in a real headless Chromium (Debian's, driven by
+// playwright-core): pages made by sprof-lua from real runs, then loaded,
+// read and clicked as a user would.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const build = resolve(process.env.SPROF_BUILD || 'build');
+const sprofLua = join(build, 'sprof-lua');
+const dir = mkdtempSync(join(tmpdir(), 'sprof-html-'));
+const pages = {};
+let context;
+
+// A child without the sanitizer preloads CI puts around lua5.4.
+function cleanEnv () {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  delete env.ASAN_OPTIONS;
+  delete env.UBSAN_OPTIONS;
+  return env;
+}
+
+function profile (name, code, options = []) {
+  const script = join(dir, name + '.lua');
+  const out = join(dir, name + '.html');
+  writeFileSync(script, code);
+  execFileSync(sprofLua, ['-r', 'html', '-o', out, ...options, script],
+               { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  return out;
+}
+
+const SPIN = 'local function work (n) local x = 0 for i = 1, n do x = x + i % 7 end return x end\n';
+
+// seven and three do 7 and 3 parts of the same work: 70% and 30%.
+const SHARES = SPIN + `
+local function seven () for _ = 1, 7 do work(250000) end end
+local function three () for _ = 1, 3 do work(250000) end end
+for _ = 1, 6 do seven() three() end
+`;
+
+const HOSTILE = SPIN + `
+local t = {}
+t["<b>x</b>"] = function () work(2000000) end
+local chunk = load("local work = ... work(2000000)", "=</script><img src=x onerror=alert(1)>")
+t["<b>x</b>"]()
+chunk(work)
+`;
+
+// names that are not UTF-8: a stray byte, a cut sequence, an overlong
+// '/', a surrogate, and U+2028 / U+2029 that end lines in old JavaScript
+const BAD_UTF8 = SPIN + `
+local t = {}
+t["f\\255\\254"] = function () work(1500000) end
+t["\\226\\130"] = function () work(1500000) end
+local chunk = load("local work = ... work(1500000)", "=bad\\192\\175\\237\\160\\128 \\u{2028}\\u{2029}")
+t["f\\255\\254"]()
+t["\\226\\130"]()
+chunk(work)
+`;
+
+// a library (under share/lua/) that calls C functions and the program back
+const LIBRARY = `
+package.path = ${JSON.stringify(join(dir, 'share/lua/5.4/?.lua'))} .. ";" .. package.path
+local mylib = require "mylib"
+${SPIN}
+local function callback (s) work(#s * 4) end
+for _ = 1, 3 do mylib.process(callback, 30000) end
+`;
+
+const MYLIB = `
+local M = {}
+local function inner (cb, n)
+  local parts = {}
+  for i = 1, n do parts[#parts + 1] = tostring(i) end
+  local s = table.concat(parts, ",")
+  cb(s)
+  return #s
+end
+function M.process (cb, n)
+  local r = 0
+  for _ = 1, 10 do r = r + inner(cb, n) end
+  return r
+end
+return M
+`;
+
+before(async () => {
+  mkdirSync(join(dir, 'share/lua/5.4'), { recursive: true });
+  writeFileSync(join(dir, 'share/lua/5.4/mylib.lua'), MYLIB);
+  pages.shares = profile('shares', SHARES);
+  pages.hostile = profile('hostile', HOSTILE);
+  pages.badUtf8 = profile('bad-utf8', BAD_UTF8);
+  pages.library = profile('library', LIBRARY);
+  context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    env: cleanEnv(),
+    viewport: { width: 1300, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync', '--no-first-run',
+           '--disable-quic']
+  });
+});
+
+after(async () => {
+  if (context) await context.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// Opens a report; records what would show that something went wrong.
+async function open (file, colorScheme = 'light') {
+  const page = await context.newPage();
+  const seen = { errors: [], dialogs: [], requests: [] };
+  page.on('console', m => { if (m.type() === 'error') seen.errors.push(m.text()); });
+  page.on('pageerror', e => seen.errors.push(String(e)));
+  page.on('dialog', d => { seen.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('request', r => seen.requests.push(r.url()));
+  await page.emulateMedia({ colorScheme });
+  await page.goto('file://' + file);
+  await page.waitForSelector('html[data-ready="true"]', { timeout: 20000 });
+  return { page, seen };
+}
+
+function clean (seen) {
+  assert.deepEqual(seen.errors, [], 'console or page errors');
+  assert.deepEqual(seen.dialogs, [], 'dialogs');
+  const outside = seen.requests.filter(u => !u.startsWith('file://') && !u.startsWith('data:'));
+  assert.deepEqual(outside, [], 'requests beyond the file itself');
+}
+
+// The rows of the call tree as shown.
+function rows (page) {
+  return page.$$eval('#tree .row:not(.more)', list => list.map(r => ({
+    name: r.querySelector('.fn') ? r.querySelector('.fn').textContent : null,
+    where: r.querySelector('.where') ? r.querySelector('.where').textContent : '',
+    share: parseFloat(r.querySelector('.c-share').textContent),
+    level: +r.getAttribute('aria-level'),
+    expanded: r.getAttribute('aria-expanded'),
+    match: r.classList.contains('match'),
+    marks: Array.from(r.querySelectorAll('mark'), m => m.textContent),
+    hidden: r.querySelector('.hidden-frames') ? r.querySelector('.hidden-frames').textContent : null,
+    badge: r.querySelector('.badge') ? r.querySelector('.badge').textContent : null
+  })));
+}
+
+function row (page, name) {
+  return page.locator('#tree .row').filter({
+    has: page.locator('.fn', { hasText: new RegExp('^' + name.replace(/[^\w]/g, '\\$&') + '$') })
+  });
+}
+
+// The session in the page, and the share of the run under frame 'name'
+// computed from its stacks, independently of the page's script.
+async function expectedShare (page, name) {
+  const data = await page.evaluate(() => JSON.parse(document.getElementById('sprof-data').textContent));
+  let total = 0, under = 0;
+  for (const s of data.stacks) {
+    total += s.weight_ns;
+    if (s.frames.some(f => data.frames[f].name === name)) under += s.weight_ns;
+  }
+  return { data, share: 100 * under / total };
+}
+
+// Pixels painted on a canvas.
+function painted (page, id) {
+  return page.evaluate(id => {
+    const c = document.getElementById(id);
+    const img = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < img.length; i += 4) if (img[i] > 0) n++;
+    return n;
+  }, id);
+}
+
+test('a report loads with no errors, no dialogs and no requests', async () => {
+  for (const file of Object.values(pages)) {
+    const { page, seen } = await open(file);
+    await page.click('#tab-flame');
+    await page.click('#tab-timeline');
+    await page.click('#tab-tree');
+    clean(seen);
+    await page.close();
+  }
+});
+
+test('the header tells about the run', async () => {
+  const { page, seen } = await open(pages.shares);
+  const data = await page.evaluate(() => JSON.parse(document.getElementById('sprof-data').textContent));
+  assert.match(await page.textContent('#program'), /shares\.lua$/);
+  assert.match(await page.title(), /shares\.lua/);
+  assert.match(await page.textContent('#recorded'), /^Recorded \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  const facts = await page.$$eval('.fact', fs => Object.fromEntries(
+    fs.map(f => [f.querySelector('.label').textContent, f.querySelector('.value').textContent])));
+  assert.deepEqual(Object.keys(facts), ['Duration', 'Samples', 'Interval', 'Clock', 'CPU', 'Overhead']);
+  assert.ok(facts.Samples.startsWith(data.samples.toLocaleString('en-US') + ' '), facts.Samples);
+  assert.equal(facts.Interval, '1 ms');
+  assert.equal(facts.Clock, 'wall');
+  const cpu = Math.round(100 * data.cpu_ns / data.duration_ns);
+  assert.equal(facts.CPU, cpu + '% of wall time');
+  clean(seen);
+  await page.close();
+});
+
+test('the call tree shows the hot functions with their shares, the hot path open', async () => {
+  const { page, seen } = await open(pages.shares);
+  const shown = await rows(page);
+  const seven = shown.find(r => r.name === 'seven');
+  const three = shown.find(r => r.name === 'three');
+  assert.ok(seven && three, JSON.stringify(shown));
+  // the workload: 70% and 30%
+  assert.ok(Math.abs(seven.share - 70) <= 5, 'seven: ' + seven.share);
+  assert.ok(Math.abs(three.share - 30) <= 5, 'three: ' + three.share);
+  // what the page shows is what the session holds
+  assert.ok(Math.abs(seven.share - (await expectedShare(page, 'seven')).share) < 0.06);
+  assert.ok(Math.abs(three.share - (await expectedShare(page, 'three')).share) < 0.06);
+  // the largest first; each function's file:line
+  assert.ok(shown.indexOf(seven) < shown.indexOf(three));
+  assert.match(seven.where, /shares\.lua:\d+$/);
+  // open on load down to the work both do
+  const work = shown.filter(r => r.name === 'work');
+  assert.equal(work.length, 2);
+  assert.ok(work.every(r => r.level === seven.level + 1));
+  assert.equal(seven.expanded, 'true');
+  clean(seen);
+  await page.close();
+});
+
+test('clicks expand and collapse; alt-click does a whole subtree', async () => {
+  const { page, seen } = await open(pages.shares);
+  const count = async name => (await rows(page)).filter(r => r.name === name).length;
+  assert.equal(await count('work'), 2);
+  await row(page, 'seven').click();
+  assert.equal(await row(page, 'seven').getAttribute('aria-expanded'), 'false');
+  assert.equal(await count('work'), 1);
+  await row(page, 'seven').click();
+  assert.equal(await count('work'), 2);
+  // alt-click on the top: everything under it closes, then opens
+  await row(page, '(main chunk)').click({ modifiers: ['Alt'] });
+  assert.deepEqual((await rows(page)).map(r => r.name), ['(main chunk)']);
+  await row(page, '(main chunk)').click({ modifiers: ['Alt'] });
+  const all = await rows(page);
+  assert.ok(all.length >= 5 && all.every(r => r.expanded !== 'false'), JSON.stringify(all));
+  // the keyboard: down to seven, left closes it, right opens it
+  await row(page, '(main chunk)').click();
+  await row(page, '(main chunk)').click();
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await page.evaluate(() => document.activeElement.querySelector('.fn').textContent), 'seven');
+  await page.keyboard.press('ArrowLeft');
+  assert.equal(await row(page, 'seven').getAttribute('aria-expanded'), 'false');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await row(page, 'seven').getAttribute('aria-expanded'), 'true');
+  clean(seen);
+  await page.close();
+});
+
+test('search highlights the matching frames', async () => {
+  const { page, seen } = await open(pages.shares);
+  await page.fill('#search', 'THR');
+  await page.waitForSelector('#tree .row.match');
+  let shown = await rows(page);
+  const matched = shown.filter(r => r.match);
+  assert.deepEqual(matched.map(r => r.name), ['three']);
+  assert.deepEqual(matched[0].marks, ['thr']);
+  assert.ok(shown.filter(r => !r.match).every(r => r.marks.length === 0));
+  assert.match(await page.textContent('#search-info'), /^1 function · \d+\.\d% of the time$/);
+  // a file matches too: every frame of the script
+  await page.fill('#search', 'shares.lua');
+  await page.waitForFunction(() => document.querySelectorAll('#tree .row.match').length >= 4);
+  // Enter goes to a match; Escape clears
+  await page.press('#search', 'Enter');
+  await page.waitForSelector('#tree .row.current.match');
+  await page.fill('#search', 'nothing-like-this');
+  await page.waitForFunction(() => document.getElementById('search-info').textContent === 'no match');
+  await page.press('#search', 'Escape');
+  await page.waitForFunction(() => !document.querySelector('#tree .row.match, #tree mark'));
+  shown = await rows(page);
+  assert.ok(shown.some(r => r.name === 'three'));
+  clean(seen);
+  await page.close();
+});
+
+test('the flame graph draws the tree and zooms on click', async () => {
+  const { page, seen } = await open(pages.shares);
+  await page.click('#tab-flame');
+  assert.equal(await page.isVisible('#view-flame'), true);
+  assert.equal(await page.isVisible('#view-tree'), false);
+  assert.equal(await page.getAttribute('#tab-flame', 'aria-selected'), 'true');
+  assert.ok(await painted(page, 'flame') > 1000);
+  // rows: the root, (main chunk), then seven (widest, at the left) and three
+  const box = await page.locator('#flame').boundingBox();
+  await page.mouse.move(box.x + 10, box.y + 2 * 20 + 10);
+  assert.equal(await page.textContent('#tooltip .t-name'), 'seven');
+  await page.mouse.move(box.x + box.width - 10, box.y + 2 * 20 + 10);
+  assert.equal(await page.textContent('#tooltip .t-name'), 'three');
+  await page.mouse.click(box.x + box.width - 10, box.y + 2 * 20 + 10);
+  assert.equal(await page.textContent('#flame-crumbs .here'), 'three');
+  // zoomed: three is now as wide as the graph
+  await page.mouse.move(box.x + 10, box.y + 2 * 20 + 10);
+  assert.equal(await page.textContent('#tooltip .t-name'), 'three');
+  await page.keyboard.press('Escape');
+  assert.equal(await page.textContent('#flame-crumbs .here'), '(main chunk)');
+  await page.click('#flame-crumbs button >> nth=0');
+  assert.equal(await page.isVisible('#flame-crumbs .reset'), false);
+  clean(seen);
+  await page.close();
+});
+
+test('the timeline shows the stacks over time and zooms into a range', async () => {
+  const { page, seen } = await open(pages.shares);
+  await page.click('#tab-timeline');
+  assert.equal(await page.isVisible('#view-timeline'), true);
+  assert.equal(await page.isVisible('#view-tree'), false);
+  assert.ok(await painted(page, 'timeline') > 1000);
+  const box = await page.locator('#timeline').boundingBox();
+  // the row under (main chunk) holds seven and three, alternating
+  const names = new Set();
+  for (let x = 5; x < box.width; x += 7) {
+    await page.mouse.move(box.x + x, box.y + 24 + 20 + 10);
+    if (await page.isVisible('#tooltip')) names.add(await page.textContent('#tooltip .t-name'));
+  }
+  assert.deepEqual([...names].sort(), ['seven', 'three']);
+  const before = await page.textContent('#timeline-range');
+  await page.mouse.move(box.x + 100, box.y + 60);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 300, box.y + 60, { steps: 5 });
+  await page.mouse.up();
+  assert.notEqual(await page.textContent('#timeline-range'), before);
+  assert.equal(await page.isVisible('#timeline-range .reset'), true);
+  await page.keyboard.press('Escape');
+  assert.equal(await page.textContent('#timeline-range'), before);
+  // keys switch views
+  await page.keyboard.press('1');
+  assert.equal(await page.isVisible('#view-tree'), true);
+  clean(seen);
+  await page.close();
+});
+
+test('names that are markup show as text and run nothing', async () => {
+  const { page, seen } = await open(pages.hostile);
+  const shown = await rows(page);
+  assert.ok(shown.some(r => r.name === '<b>x</b>'), JSON.stringify(shown));
+  assert.ok(shown.some(r => r.where === '</script><img src=x onerror=alert(1)>'), JSON.stringify(shown));
+  await page.fill('#search', '<b>');
+  await page.waitForSelector('#tree .row.match');
+  await page.click('#tab-flame');
+  const box = await page.locator('#flame').boundingBox();
+  for (let x = 5; x < box.width; x += 40) await page.mouse.move(box.x + x, box.y + 2 * 20 + 10);
+  await page.click('#tab-timeline');
+  await page.click('#tab-tree');
+  assert.equal(await page.evaluate(() => document.querySelectorAll('img, b, iframe, object').length), 0);
+  assert.equal(await page.evaluate(() => document.scripts.length), 2);
+  clean(seen);
+  await page.close();
+});
+
+test('names that are not UTF-8 do not break the page', async () => {
+  const { page, seen } = await open(pages.badUtf8);
+  const shown = await rows(page);
+  const odd = shown.filter(r => (r.name + r.where).includes('\uFFFD'));
+  assert.ok(odd.length >= 3, JSON.stringify(shown));
+  assert.ok(shown.some(r => r.where.includes('\u2028\u2029')));
+  const raw = readFileSync(pages.badUtf8);
+  assert.equal(raw.includes(Buffer.from('\u2028')), false);
+  assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(raw));
+  clean(seen);
+  await page.close();
+});
+
+test('library frames are grouped, and a switch shows them', async () => {
+  const { page, seen } = await open(pages.library);
+  let shown = await rows(page);
+  const lib = shown.find(r => r.name === 'M.process');
+  assert.ok(lib, JSON.stringify(shown));
+  assert.match(lib.hidden, /^\[\d+ frames? hidden\]$/);
+  assert.equal(lib.badge, 'lib');
+  assert.ok(shown.some(r => r.name === 'callback'));
+  assert.ok(!shown.some(r => r.name === 'table.concat' || r.name === 'inner'));
+  await page.click('label.switch');
+  await page.waitForFunction(() => !document.querySelector('.hidden-frames'));
+  await row(page, 'M.process').click({ modifiers: ['Alt'] });
+  await row(page, 'M.process').click({ modifiers: ['Alt'] });
+  shown = await rows(page);
+  assert.ok(shown.some(r => r.name === 'inner'), JSON.stringify(shown));
+  const concat = shown.find(r => r.name === 'table.concat');
+  assert.ok(concat, JSON.stringify(shown));
+  assert.equal(concat.badge, 'C');
+  assert.equal(concat.where, '[C]');
+  await page.click('label.switch');
+  await page.waitForSelector('.hidden-frames');
+  clean(seen);
+  await page.close();
+});
+
+test('the dark theme follows the system', async () => {
+  const luminance = async page => page.evaluate(() => {
+    const [r, g, b] = getComputedStyle(document.body).backgroundColor.match(/\d+/g).map(Number);
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+  });
+  const light = await open(pages.shares, 'light');
+  const dark = await open(pages.shares, 'dark');
+  assert.ok(await luminance(light.page) > 0.8);
+  assert.ok(await luminance(dark.page) < 0.2);
+  await dark.page.click('#tab-flame');
+  assert.ok(await painted(dark.page, 'flame') > 1000);
+  clean(light.seen);
+  clean(dark.seen);
+  await light.page.close();
+  await dark.page.close();
+});

@@ -1,0 +1,154 @@
+-- Native frames: a real C module's static functions, callbacks, the
+-- collector and the parser, in one tree with the Lua frames.
+local h = require "spec.helper"
+
+-- Time (us) in stacks that pass through each name in 'path', in order
+-- and adjacent (a parent directly above its child).
+local function time_along (stacks, path)
+  local sum = 0
+  for _, s in ipairs(stacks) do
+    for i = 1, #s.frames - #path + 1 do
+      local ok = true
+      for k = 1, #path do
+        if h.frame_name(s.frames[i + k - 1]) ~= path[k] then ok = false break end
+      end
+      if ok then sum = sum + s.us break end
+    end
+  end
+  return sum
+end
+
+local function profile (code, opts)
+  local r = h.sprof((opts or "") .. " -r collapsed -o -", h.script(code))
+  assert.are.equal(0, r.status, r.err)
+  return h.collapsed(r.out), r.out
+end
+
+describe("native frames", function ()
+  it("put a C module's time in its static functions, in call order", function ()
+    local stacks, out = profile [[
+local crunch = require "crunch"
+local function lua_caller () for _ = 1, 6 do crunch.crunch(0.1) end end
+lua_caller()
+]]
+    local in_crunch = h.time_in(stacks, "crunch.crunch")
+    local inner = time_along(stacks, { "lua_caller", "crunch.crunch", "kernel_middle", "kernel_inner" })
+    assert.is_true(in_crunch > 500000, out)
+    assert.is_true(inner >= 0.9 * in_crunch, out)
+  end)
+
+  it("put a Lua callback under the C function that called it", function ()
+    local stacks, out = profile [[
+local crunch = require "crunch"
+local function cb (i) local x = 0 for j = 1, 3000 do x = x + j end return x end
+local function with_callback () crunch.each(60000, cb) end
+with_callback()
+]]
+    local each = h.time_in(stacks, "crunch.each")
+    local along = time_along(stacks, { "with_callback", "crunch.each", "visit_all", "cb" })
+    assert.is_true(each > 200000, out)
+    assert.is_true(along >= 0.5 * each, out)
+  end)
+
+  it("shows the collector as [gc] under the Lua code that allocates", function ()
+    local stacks, out = profile [[
+local function churn ()
+  local keep = {}
+  for i = 1, 3000000 do
+    keep[i % 1000 + 1] = { i, tostring(i) }
+  end
+end
+churn()
+]]
+    local churn = h.time_in(stacks, "churn")
+    local gc = time_along(stacks, { "churn", "[gc]" })
+    assert.is_true(gc > 0.02 * churn and gc < 0.8 * churn, out)
+  end)
+
+  it("shows the parser as [parser] under load", function ()
+    local stacks, out = profile [[
+local chunk = {}
+chunk[1] = "local t = {}"
+for i = 1, 4000 do chunk[#chunk + 1] = ("t[%d] = { a = %d, b = 'x', c = function () return %d end }"):format(i, i, i) end
+chunk = table.concat(chunk, "\n")
+local function compile () for _ = 1, 12 do assert(load(chunk)) end end
+compile()
+]]
+    local compile = h.time_in(stacks, "compile")
+    local parser = time_along(stacks, { "compile", "load", "[parser]" })
+    assert.is_true(parser >= 0.5 * compile, out)
+  end)
+
+  it("names a stripped module's functions module+0xOFFSET", function ()
+    local stacks, out = profile [[
+local crunch = require "crunch_stripped"
+local function caller () for _ = 1, 4 do crunch.crunch(0.1) end end
+caller()
+]]
+    local total = h.time_in(stacks, "crunch_stripped.crunch")
+    local labelled = 0
+    for _, s in ipairs(stacks) do
+      if h.frame_name(s.frames[#s.frames]):match("^crunch_stripped%.so%+0x%x+$") then
+        labelled = labelled + s.us
+      end
+    end
+    assert.is_true(total > 300000, out)
+    assert.is_true(labelled >= 0.9 * total, out)
+  end)
+
+  it("marks native recursion deeper than the capture as [truncated]", function ()
+    local stacks, out = profile [[
+local crunch = require "crunch"
+local function go () crunch.deep(400, 0.3) end
+go()
+]]
+    local truncated = 0
+    for _, s in ipairs(stacks) do
+      for _, f in ipairs(s.frames) do
+        if f == "[truncated]" then truncated = truncated + s.us break end
+      end
+    end
+    assert.is_true(truncated > 100000, out)
+    assert.is_true(time_along(stacks, { "go", "crunch.deep" }) > 200000, out)
+  end)
+
+  it("survives code in an anonymous executable mapping", function ()
+    local stacks, out = profile [[
+local crunch = require "crunch"
+local function run_jit () crunch.jit(0.3) end
+run_jit()
+]]
+    assert.is_true(time_along(stacks, { "run_jit", "crunch.jit" }) > 250000, out)
+  end)
+
+  it("can be turned off, and hides the interpreter's frames unless asked", function ()
+    local code = [[
+local crunch = require "crunch"
+local function lua_caller () crunch.crunch(0.2) end
+lua_caller()
+]]
+    local off = select(2, profile(code, "--no-native"))
+    assert.is_nil(off:find("kernel_inner", 1, true))
+    local default = select(2, profile(code))
+    assert.is_nil(default:find("liblua", 1, true), default)
+    local internals = select(2, profile(code, "--show-internals"))
+    assert.is_truthy(internals:find("liblua", 1, true), internals)
+    local host = select(2, profile(code, "--host-frames"))
+    assert.matches("main;[^\n]*%(main chunk%)", host)
+  end)
+
+  it("samples at 10 kHz through an allocation-heavy run without trouble", function ()
+    local r = h.sprof("-i 0.0001 -o /dev/null", h.script [[
+local t0 = os.time()
+local n = 0
+while os.time() - t0 < 10 do
+  local t = {}
+  for i = 1, 1000 do t[i] = { i, tostring(i), function () return i end } end
+  n = n + #t
+end
+print(n > 0)
+]])
+    assert.are.equal(0, r.status, r.err)
+    assert.are.equal("true\n", r.out)
+  end)
+end)
