@@ -54,10 +54,13 @@ Profiler *profiler_new (double interval, const char *clock, int native,
   P->anchor_ref = LUA_NOREF;
   if (native) {
     P->ring = calloc(1, sizeof *P->ring);
-    P->names = P->ring ? native_names_new() : NULL;
+    P->replay = calloc(SPROF_REPLAYS, sizeof *P->replay);
+    P->names = P->ring && P->replay ? native_names_new() : NULL;
     if (P->names == NULL) {  /* go on without: Lua frames still work */
       free(P->ring);
+      free(P->replay);
       P->ring = NULL;
+      P->replay = NULL;
     }
   }
   return P;
@@ -70,6 +73,7 @@ void profiler_free (Profiler *P) {
   capture_free_cnames(P);
   native_names_free(P->names);
   free(P->ring);
+  free(P->replay);
   session_free(&P->session);
   free(P);
 }
@@ -95,6 +99,9 @@ const char *profiler_start (Profiler *P, lua_State *L) {
                    "call stop() first");
   P->L = L;
   P->tid = profile_gettid();
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  P->main = lua_tothread(L, -1);
+  lua_pop(L, 1);
   atomic_store(&P->pending, 0);
   atomic_store(&P->in_hook, 0);
   atomic_store(&P->arming, 0);
@@ -103,8 +110,8 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   err = profile_register(P);
   if (err != 0) threads_stop(P);
   if (err == EBUSY)
-    return fail(P, "sprof: another profiler is already running in this "
-                   "thread; stop it first");
+    return fail(P, "sprof: another profiler is already running on this "
+                   "Lua state; stop it first");
   if (err != 0)
     return fail(P, "sprof: cannot install the profiling signal handler: %s",
                 strerror(err));
@@ -116,6 +123,11 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
   P->last_ns = capture_now(P->clock);
   if (P->ring) atomic_store(&P->ring->tail, atomic_load(&P->ring->head));
+  atomic_store(&P->suspended_ns, 0);
+  atomic_store(&P->idle_ns, 0);
+  P->host_root = -1;
+  P->nhost_path = 0;
+  if (P->replay) memset(P->replay, 0, SPROF_REPLAYS * sizeof *P->replay);
   P->running = 1;
   err = profile_timer_start(P);
   if (err != 0) {
@@ -150,9 +162,13 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
   S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
-  session_name_from_source(S);   /* after the run: not its time */
-  if (L != NULL) capture_rename_cfunctions(P, L);
-  native_name_frames(P->names, S);
+  {
+    int busy = atomic_exchange(&naming_tid, P->tid);
+    session_name_from_source(S);   /* after the run: not its time */
+    if (L != NULL) capture_rename_cfunctions(P, L);
+    native_name_frames(P->names, S);
+    atomic_store(&naming_tid, busy);
+  }
   S->overhead_ns = P->handler_ns + P->hook_ns;
   S->sampler_ns = P->sampler_cpu_ns;
   return NULL;

@@ -1,7 +1,10 @@
 /*
 ** capi.c — the public C API (sprof.h) over the engine's own functions.
 */
+#include <stdio.h>
 #include <stdlib.h>
+
+#include <lauxlib.h>
 
 #include "profiler.h"
 #include "sprof.h"
@@ -32,12 +35,56 @@ static int result (const char *error) {
 }
 
 
+/*
+** A host may close its lua_State while a profiler still refers to it: a
+** finalizer in the state's registry stops the profiler then, while the
+** state is still whole, and marks it closed. sprof_free and this
+** finalizer each tell the other that they have gone.
+*/
+static int on_state_close (lua_State *L) {
+  Profiler **box = lua_touserdata(L, 1);
+  Profiler *P = box ? *box : NULL;
+  if (P != NULL) {
+    if (P->running) profiler_stop_from(P, NULL, 0);
+    P->state_closed = 1;
+    P->sentinel = NULL;
+    *box = NULL;
+  }
+  return 0;
+}
+
+
+static void watch_state (Profiler *P, lua_State *L) {
+  Profiler **box;
+  if (P->sentinel != NULL || !lua_checkstack(L, 3)) return;
+  box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = P;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, on_state_close);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  P->sentinel_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  P->sentinel = box;
+}
+
+
+static int closed (sprof_profiler *p) {
+  if (!p->state_closed) return 0;
+  snprintf(p->error, sizeof p->error, "sprof: the lua_State was closed "
+           "(lua_close) while profiling; the profile ends there");
+  return 1;
+}
+
+
 int sprof_start (sprof_profiler *p) {
+  if (closed(p)) return -1;
+  watch_state(p, p->host_L);
   return result(profiler_start(p, p->host_L));
 }
 
 
 int sprof_stop (sprof_profiler *p) {
+  if (closed(p)) return -1;
   return result(profiler_stop(p));
 }
 
@@ -69,6 +116,12 @@ const char *sprof_error (const sprof_profiler *p) {
 
 
 void sprof_free (sprof_profiler *p) {
+  if (p == NULL) return;
+  if (p->sentinel != NULL) {  /* the state is alive: forget us there */
+    if (p->running) profiler_stop(p);
+    *p->sentinel = NULL;
+    luaL_unref(p->host_L, LUA_REGISTRYINDEX, p->sentinel_ref);
+  }
   profiler_free(p);
 }
 

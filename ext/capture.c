@@ -292,6 +292,36 @@ static int add_sample (Profiler *P, int *frames, int n, uint64_t weight) {
 }
 
 
+/* The ticks that found no Lua code running (the host was busy or waiting,
+** or another state ran) are not this stack's: they go to the root,
+** "(outside Lua)". */
+static uint64_t add_idle (Profiler *P, uint64_t weight) {
+  uint64_t idle = atomic_exchange(&P->idle_ns, 0);
+  if (idle > weight) idle = weight;
+  if (idle > 0) session_add_weight(&P->session, 0, idle);
+  return weight - idle;
+}
+
+
+static uint64_t hash_frames (const int *frames, int n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  int i;
+  for (i = 0; i < n; i++) h = (h ^ (uint32_t)frames[i]) * 0x100000001b3ULL;
+  return h ? h : 1;
+}
+
+
+/* Remembers P->merged[from, n) as the native view of the Lua frames
+** P->stack[0, nlua). */
+static void keep_replay (Profiler *P, int nlua, int n, int from) {
+  uint64_t key = hash_frames(P->stack, nlua);
+  Replay *r = &P->replay[key % SPROF_REPLAYS];
+  r->key = key;
+  r->n = n - from;
+  memcpy(r->frames, P->merged + from, (size_t)r->n * sizeof *r->frames);
+}
+
+
 /*
 ** The native captures taken since the last sample, each merged with the
 ** Lua frames of now (the handler armed the hook, which fired at the next
@@ -306,17 +336,23 @@ static int drain_native (Profiler *P, int nlua) {
     const NativeCapture *c = &R->slot[tail % SPROF_NATIVE_SLOTS];
     int room = (int)(sizeof P->merged / sizeof P->merged[0]);
     int host_from, lua_from, n, i;
-    uint64_t weight = take_weight(P, c->t_ns);
-    n = native_merge(P->names, &P->session, c, P->stack, P->cfun, nlua,
+    uint64_t weight = add_idle(P, take_weight(P, c->t_ns));
+    int lua_n = c->in_lua ? nlua : 0;  /* else the host alone ran */
+    n = native_merge(P->names, &P->session, c, P->stack, P->cfun, lua_n,
                      P->merged, room, &host_from, &lua_from);
     for (i = host_from; i < n; i++)
       if (P->session.frames[P->merged[i]].kind == FRAME_NATIVE)
         P->session.frames[P->merged[i]].host = 1;
-    memcpy(P->last_lua, P->stack, (size_t)nlua * sizeof *P->stack);
-    P->last_nlua = nlua;
-    P->last_nouter = n - lua_from;
-    memcpy(P->last_outer, P->merged + lua_from,
-           (size_t)P->last_nouter * sizeof *P->merged);
+    if (lua_n > 0 && host_from <= n) {
+      P->host_root = P->stack[nlua - 1];
+      P->nhost_path = n - host_from;
+      memcpy(P->host_path, P->merged + host_from,
+             (size_t)P->nhost_path * sizeof *P->merged);
+    }
+    /* inside a C function, what it was doing natively is kept too: a
+       Lua-only sample at its return stands for the same place */
+    if (lua_n > 0)
+      keep_replay(P, nlua, n, P->cfun[0] != NULL ? 0 : lua_from);
     P->last_node = add_sample(P, P->merged, n, weight);
     atomic_store(&R->tail, tail + 1);
     drained++;
@@ -332,6 +368,28 @@ static int drain_native (Profiler *P, int nlua) {
 ** for a long C function to return) still counts all the time it stands
 ** for.
 */
+/*
+** When profiling started inside a coroutine (a request handler), the
+** time it spends suspended belongs to others. The timer counts the ticks
+** that find it suspended; that much of the next sample's weight goes to
+** where it waited, under a [suspended] frame.
+*/
+static uint64_t add_suspended (Profiler *P, int n, uint64_t weight) {
+  uint64_t suspended = atomic_exchange(&P->suspended_ns, 0);
+  int f;
+  if (suspended == 0 || weight == 0) return weight;
+  if (suspended > weight) suspended = weight;
+  f = session_frame(&P->session, FRAME_PSEUDO, "[suspended]", "", 0, NULL);
+  if (f >= 0 && n < SPROF_MAX_DEPTH) {
+    memmove(P->merged + 1, P->stack, (size_t)n * sizeof *P->stack);
+    P->merged[0] = f;
+    add_sample(P, P->merged, n + 1, suspended);
+    return weight - suspended;
+  }
+  return weight;
+}
+
+
 static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   Session *S = &P->session;
   int n = lua_frames(P, L, level, ran);
@@ -341,18 +399,29 @@ static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
     session_add_weight(S, P->last_node, take_weight(P, capture_now(P->clock)));
     return;
   }
-  weight = take_weight(P, capture_now(P->clock));
+  weight = add_suspended(P, n, take_weight(P, capture_now(P->clock)));
+  weight = add_idle(P, weight);
   if (n == 0 && P->last_node > 0)  /* no Lua running: as where we were */
     session_add_weight(S, P->last_node, weight);
-  else if (P->ring != NULL && n > 0 && n == P->last_nlua
-           && memcmp(P->stack, P->last_lua, (size_t)n * sizeof *P->stack) == 0) {
-    /* the Lua frames of the last native sample: the native frames between
-       them (a C function's own helpers) were there too */
-    memcpy(P->merged, P->last_outer, (size_t)P->last_nouter * sizeof *P->merged);
-    P->last_node = add_sample(P, P->merged, P->last_nouter, weight);
+  else if (P->replay != NULL && n > 0
+           && P->replay[hash_frames(P->stack, n) % SPROF_REPLAYS].key
+              == hash_frames(P->stack, n)) {
+    /* these Lua frames were seen natively: the native frames between them
+       (a C function's own helpers, its callees) were there too */
+    Replay *r = &P->replay[hash_frames(P->stack, n) % SPROF_REPLAYS];
+    memcpy(P->merged, r->frames, (size_t)r->n * sizeof *P->merged);
+    P->last_node = add_sample(P, P->merged, r->n, weight);
   }
-  else
+  else {
+    if (P->ring != NULL && n > 0 && P->stack[n - 1] == P->host_root
+        && n + P->nhost_path <= SPROF_MAX_DEPTH) {
+      /* the host's path below the same root, as last seen natively */
+      memcpy(P->stack + n, P->host_path,
+             (size_t)P->nhost_path * sizeof *P->stack);
+      n += P->nhost_path;
+    }
     P->last_node = add_sample(P, P->stack, n, weight);
+  }
 }
 
 
@@ -371,7 +440,7 @@ void capture_record (Profiler *P, lua_State *L, int level) {
 ** coroutine to yield) goes to the coroutine's main function.
 */
 void capture_hook (lua_State *L, lua_Debug *ar) {
-  Profiler *P = profile_of_thread(profile_gettid());
+  Profiler *P = profile_of_state(profile_gettid(), L);
   int is_call = ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL;
   lua_State *co = NULL;
   lua_Hook due;
@@ -400,7 +469,9 @@ void capture_hook (lua_State *L, lua_Debug *ar) {
   }
   if (atomic_load(&P->pending) && (co == NULL || !is_call)) {
     atomic_store(&P->pending, 0);
-    record(P, L, is_call, is_call ? NULL : co);
+    /* while the thread that started is suspended, the time is not ours */
+    if (L == P->L || lua_status(P->L) != LUA_YIELD)
+      record(P, L, is_call, is_call ? NULL : co);
   }
   if (t == NULL) {  /* could not adopt it: serve it as the first thread */
     self = P->threads[0];

@@ -249,6 +249,14 @@ static int l_load (lua_State *L) {
 }
 
 
+/* p:set_program(name): what the report's header calls the program. */
+static int l_set_program (lua_State *L) {
+  profiler_set_program(check_profiler(L), luaL_checkstring(L, 2));
+  lua_settop(L, 1);
+  return 1;
+}
+
+
 /* __close and the end of sprof.profile: stop if still running. */
 static int l_close (lua_State *L) {
   Profiler *P = check_profiler(L);
@@ -305,6 +313,7 @@ static const luaL_Reg profiler_methods[] = {
   {"write", l_write},
   {"info", l_info},
   {"load", l_load},
+  {"set_program", l_set_program},
   {NULL, NULL}
 };
 

@@ -44,7 +44,8 @@
 ** reads only memory and unwind tables. A full ring drops the capture; its
 ** time is not lost, the next sample's weight covers it.
 */
-void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns) {
+void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns,
+                     int in_lua) {
   unsigned head, tail;
   NativeCapture *c;
   unw_cursor_t cursor;
@@ -65,6 +66,7 @@ void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns) {
   c->truncated = n == SPROF_NATIVE_DEPTH && unw_step(&cursor) > 0;
   c->n = n;
   c->t_ns = t_ns;
+  c->in_lua = in_lua;
   atomic_store(&R->head, head + 1);
 }
 
@@ -199,6 +201,11 @@ static void name_frame (NativeNames *N, Frame *f, int *fresh) {
       snprintf(label, sizeof label, "[anonymous]+0x%lx", (unsigned long)addr);
     sym = label;
   }
+  /* the C library's start-up frames above main (or a thread's function)
+     are not the host's path */
+  if (strcmp(sym, "_start") == 0 || strncmp(sym, "__libc_start", 12) == 0
+      || strcmp(sym, "start_thread") == 0 || strncmp(sym, "__clone", 7) == 0)
+    f->internal = 1;
   {
     char *name = strdup(sym), *file = strdup(src ? src : "");
     if (name == NULL || file == NULL) {
@@ -339,7 +346,8 @@ static uintptr_t probe_gc (lua_State *L, int what) {
 static void learn_core (NativeNames *N) {
   lua_State *L = luaL_newstate();
   Dl_info info;
-  if (dladdr((void *)lua_newstate, &info) && info.dli_fbase)
+  /* (not lua_newstate: libsprof itself defines one, see preload.c) */
+  if (dladdr((void *)lua_gettop, &info) && info.dli_fbase)
     N->core_base = (uintptr_t)info.dli_fbase;
   N->load_fn = (uintptr_t)lua_load;
   if (L == NULL) return;
@@ -425,6 +433,7 @@ int native_merge (NativeNames *N, Session *S, const NativeCapture *c,
                   int *out, int room, int *host_from, int *lua_from) {
   int n = 0, ni = 0, j;
   *lua_from = 0;
+  *host_from = 0;
   for (j = 0; j < nlua && n < room; j++) {
     int p;
     if (cfun[j] != NULL)

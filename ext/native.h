@@ -16,6 +16,7 @@ typedef struct NativeCapture {
   uint64_t t_ns;        /* when, on the profile's clock */
   int n;                /* frames in ip */
   int truncated;        /* the stack went on past SPROF_NATIVE_DEPTH */
+  int in_lua;           /* Lua code was running (else: only the host) */
   uintptr_t ip[SPROF_NATIVE_DEPTH];  /* innermost first */
 } NativeCapture;
 
@@ -29,7 +30,8 @@ typedef struct NativeRing {
 
 typedef struct NativeNames NativeNames;
 
-void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns);
+void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns,
+                     int in_lua);
 NativeNames *native_names_new (void);
 void native_names_free (NativeNames *N);
 void native_names_reset (NativeNames *N);

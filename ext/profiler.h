@@ -37,14 +37,26 @@ typedef struct Armed {
   int chained_left;       /* count events until the chained one is due */
 } Armed;
 
+#define SPROF_REPLAYS 64
+
+typedef struct Replay {
+  uint64_t key;           /* hash of the Lua frames; 0: empty */
+  int n;
+  int frames[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8];
+} Replay;
+
 typedef struct Profiler {
   Session session;        /* everything recorded so far */
   double interval;        /* seconds between samples */
   ClockKind clock;        /* wall or CPU time of the profiled thread */
   int running;            /* between start and stop */
   lua_State *L;           /* the thread that started the profiler */
+  lua_State *main;        /* the main thread of its state */
   lua_State *host_L;      /* the thread given to sprof_new (C API) */
   int show_host;          /* C API: show the host's frames (default on) */
+  struct Profiler **sentinel; /* C API: its box in host_L, while alive */
+  int sentinel_ref;       /* registry reference of that box */
+  int state_closed;       /* host_L was closed while we referred to it */
   pid_t tid;              /* its OS thread */
   /* the threads the timer arms: [0] is L, then coroutines, latest first;
      they are kept alive by a table in the registry while they are here */
@@ -57,6 +69,8 @@ typedef struct Profiler {
   atomic_int in_hook;     /* the hook is running: do not re-arm */
   atomic_int arming;      /* the sampler thread is arming the hook */
   atomic_int pending;     /* a sample is due at the next safe point */
+  atomic_ullong suspended_ns; /* ticks that found L suspended (yielded) */
+  atomic_ullong idle_ns;  /* ticks that found no Lua code running in L */
   uint64_t handler_ns;    /* time spent in the signal handler */
   uint64_t signals;       /* signals handled (each a native capture) */
   uint64_t hook_ns;       /* time spent recording samples */
@@ -84,12 +98,14 @@ typedef struct Profiler {
   int stack[SPROF_MAX_DEPTH + 1];
   const void *cfun[SPROF_MAX_DEPTH + 1];
   int merged[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8];
-  /* the last native sample: its Lua frames and its merged frames from
-     the innermost Lua frame out, for Lua-only samples of the same stack */
-  int last_lua[SPROF_MAX_DEPTH + 1];
-  int last_nlua;
-  int last_outer[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8];
-  int last_nouter;
+  /* the merged frames last seen natively for a given Lua stack, to stand
+     in Lua-only samples of the same Lua stack (NULL when native is off) */
+  struct Replay *replay;
+  /* the native frames outer to the outermost Lua frame of the last native
+     sample (the host's path), for Lua-only samples with the same root */
+  int host_root;
+  int host_path[SPROF_NATIVE_DEPTH + 8];
+  int nhost_path;
   char error[256];        /* the last error message */
 } Profiler;
 
@@ -138,6 +154,9 @@ void profile_timer_stop (Profiler *P);
 int profile_register (Profiler *P);
 void profile_unregister (Profiler *P);
 Profiler *profile_of_thread (pid_t tid);
+Profiler *profile_of_state (pid_t tid, lua_State *L);
+int profile_lua_running (Profiler *P);
+extern atomic_int naming_tid;
 pid_t profile_gettid (void);
 
 #endif

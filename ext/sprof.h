@@ -21,6 +21,13 @@
 
 #define SPROF_VERSION "0.1.0"
 
+/* what libsprof exports (the Lua module keeps it all hidden) */
+#if defined(SPROF_EXPORTS)
+#define SPROF_API __attribute__((visibility("default")))
+#else
+#define SPROF_API
+#endif
+
 typedef struct Profiler sprof_profiler;
 
 typedef struct sprof_options {  /* all-zero means the defaults */
@@ -32,24 +39,25 @@ typedef struct sprof_options {  /* all-zero means the defaults */
 
 /* A profiler for the thread L. NULL if the options are bad or memory ran
 ** out: sprof_error(NULL) says which. */
-sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts);
-int sprof_start (sprof_profiler *p);  /* again after stop: adds to it */
-int sprof_stop (sprof_profiler *p);
-/* format: "text", "collapsed", "json" */
-int sprof_write (sprof_profiler *p, const char *path, const char *format);
-char *sprof_render (sprof_profiler *p, const char *format, size_t *len);
-const char *sprof_error (const sprof_profiler *p);
-void sprof_free (sprof_profiler *p);  /* stops it first if it runs */
+SPROF_API sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts);
+SPROF_API int sprof_start (sprof_profiler *p);  /* again after stop: adds to it */
+SPROF_API int sprof_stop (sprof_profiler *p);
+/* format: "text", "html", "collapsed", "json", "speedscope", "pprof" (binary:
+** use the length) */
+SPROF_API int sprof_write (sprof_profiler *p, const char *path, const char *format);
+SPROF_API char *sprof_render (sprof_profiler *p, const char *format, size_t *len);
+SPROF_API const char *sprof_error (const sprof_profiler *p);
+SPROF_API void sprof_free (sprof_profiler *p);  /* stops it first if it runs */
 
 /* Beyond the basics */
-void sprof_reset (sprof_profiler *p);          /* forget what was recorded */
-int sprof_load (sprof_profiler *p, const char *path);  /* add a saved json */
-void sprof_set_program (sprof_profiler *p, const char *name);
+SPROF_API void sprof_reset (sprof_profiler *p);          /* forget what was recorded */
+SPROF_API int sprof_load (sprof_profiler *p, const char *path);  /* add a saved json */
+SPROF_API void sprof_set_program (sprof_profiler *p, const char *name);
 
 /* A host that resumes coroutines with lua_resume itself calls this just
 ** before, from the thread that runs 'from' (NULL if none): the time the
 ** coroutine then runs is found in it, under the frames of 'from'. Cheap,
 ** and does nothing unless a profiler runs in this OS thread. */
-void sprof_resuming (lua_State *co, lua_State *from);
+SPROF_API void sprof_resuming (lua_State *co, lua_State *from);
 
 #endif

@@ -245,8 +245,8 @@ void threads_stop (Profiler *P) {
 ** Does nothing unless a profiler runs in this OS thread.
 */
 void sprof_resuming (lua_State *co, lua_State *from) {
-  Profiler *P = profile_of_thread(profile_gettid());
-  if (P == NULL || co == NULL || !P->running) return;
+  Profiler *P = co ? profile_of_state(profile_gettid(), co) : NULL;
+  if (P == NULL || !P->running) return;
   profiler_enter(P);
   if (lua_checkstack(co, 2)) {
     lua_pushthread(co);

@@ -36,6 +36,9 @@ static Profiler *_Atomic active[MAX_PROFILERS];
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static int nactive;                   /* guarded by install_lock */
 static struct sigaction old_action;   /* the handler we replaced */
+/* The OS thread naming native frames at a stop: its own work is no sample
+** for the other profilers on that thread. */
+atomic_int naming_tid;
 
 
 pid_t profile_gettid (void) {
@@ -53,28 +56,86 @@ Profiler *profile_of_thread (pid_t tid) {
 }
 
 
+/* A thread may run several Lua states (lighttpd runs one per script): the
+** profiler of this OS thread whose state L belongs to. Not for signal
+** handlers (it reads L's registry). */
+Profiler *profile_of_state (pid_t tid, lua_State *L) {
+  lua_State *main;
+  int i, count = 0;
+  Profiler *found = NULL;
+  for (i = 0; i < MAX_PROFILERS; i++) {
+    Profiler *P = atomic_load(&active[i]);
+    if (P != NULL && P->tid == tid) { found = P; count++; }
+  }
+  if (count <= 1) return found;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  for (i = 0; i < MAX_PROFILERS; i++) {
+    Profiler *P = atomic_load(&active[i]);
+    if (P != NULL && P->tid == tid && P->main == main) return P;
+  }
+  return NULL;
+}
+
+
+/*
+** Whether Lua code runs in the profiler's threads: the one that started
+** (or a coroutine it resumed) or a coroutine a host resumed and told us
+** of. Plain reads of their status and call chains, safe in a signal
+** handler on their own OS thread; the sampler thread calls it only under
+** its arming handshake, while the armed set cannot change.
+*/
+int profile_lua_running (Profiler *P) {
+  int i;
+  for (i = 0; i < P->nthreads; i++) {
+    lua_Debug ar;
+    lua_State *L = P->threads[i].L;
+    if (lua_status(L) == LUA_OK && lua_getstack(L, 0, &ar)) return 1;
+  }
+  return 0;
+}
+
+
 /* Async-signal-safe: unwind the native stack into the ring, mark a sample
 ** as due and arm the hook. */
 static void on_signal (int sig, siginfo_t *info, void *context) {
   int saved_errno = errno;
-  Profiler *P = profile_of_thread(profile_gettid());
-  if (P != NULL) {
+  pid_t tid = profile_gettid();
+  Profiler *mine[MAX_PROFILERS];
+  int i, n = 0, lua_elsewhere = 0;
+  for (i = 0; i < MAX_PROFILERS; i++) {
+    Profiler *P = atomic_load(&active[i]);
+    if (P != NULL && P->tid == tid) mine[n++] = P;
+  }
+  for (i = 0; i < n; i++)
+    if (!atomic_load(&mine[i]->in_hook) && profile_lua_running(mine[i]))
+      lua_elsewhere = 1;
+  for (i = 0; i < n; i++) {
+    Profiler *P = mine[i];
     uint64_t t0 = capture_now(CLOCK_KIND_WALL);
-    if (!atomic_load(&P->in_hook))  /* not our own frames */
-      native_capture(P->ring, context, capture_now(P->clock));
+    int in_lua = !atomic_load(&P->in_hook) && profile_lua_running(P);
+    uint64_t tick = (uint64_t)(P->interval * 1e9);
+    if (lua_status(P->L) == LUA_YIELD)  /* another coroutine's time */
+      atomic_fetch_add(&P->suspended_ns, tick);
+    else if (!in_lua && lua_elsewhere)  /* another state's time */
+      atomic_fetch_add(&P->idle_ns, tick);
+    else if (!atomic_load(&P->in_hook) && atomic_load(&naming_tid) != tid)
+      native_capture(P->ring, context, capture_now(P->clock), in_lua);
     atomic_store(&P->pending, 1);
     if (!atomic_load(&P->in_hook)) capture_arm(P);
     P->handler_ns += capture_now(CLOCK_KIND_WALL) - t0;
     P->signals++;
   }
-  else if ((old_action.sa_flags & SA_SIGINFO)
-           && old_action.sa_sigaction != NULL)
-    old_action.sa_sigaction(sig, info, context);
-  else if (old_action.sa_handler != SIG_DFL
-           && old_action.sa_handler != SIG_IGN
-           && old_action.sa_handler != NULL)
-    old_action.sa_handler(sig);
-  /* else: a stray tick after a stop; SIGPROF's default would kill us */
+  if (n == 0) {
+    if ((old_action.sa_flags & SA_SIGINFO) && old_action.sa_sigaction != NULL)
+      old_action.sa_sigaction(sig, info, context);
+    else if (old_action.sa_handler != SIG_DFL
+             && old_action.sa_handler != SIG_IGN
+             && old_action.sa_handler != NULL)
+      old_action.sa_handler(sig);
+    /* else: a stray tick after a stop; SIGPROF's default would kill us */
+  }
   errno = saved_errno;
 }
 
@@ -101,7 +162,10 @@ int profile_register (Profiler *P) {
   pthread_mutex_lock(&install_lock);
   for (i = 0; i < MAX_PROFILERS; i++) {
     Profiler *other = atomic_load(&active[i]);
-    if (other != NULL && other->tid == P->tid) { err = EBUSY; break; }
+    if (other != NULL && other->tid == P->tid && other->main == P->main) {
+      err = EBUSY;  /* one profiler per state */
+      break;
+    }
     if (other == NULL && slot < 0) slot = i;
   }
   if (err == 0 && slot < 0) err = EAGAIN;
@@ -149,10 +213,16 @@ void profile_unregister (Profiler *P) {
 ** The handshake with the hook (arming / in_hook, both seq_cst) keeps
 ** our arm from interleaving with the hook's disarm.
 */
-static void sampler_arm (Profiler *P) {
+static void sampler_arm (Profiler *P, uint64_t step) {
   atomic_store(&P->pending, 1);
   atomic_store(&P->arming, 1);
-  if (!atomic_load(&P->in_hook)) capture_arm(P);
+  if (!atomic_load(&P->in_hook)) {
+    if (lua_status(P->L) == LUA_YIELD)  /* see capture.c, suspended */
+      atomic_fetch_add(&P->suspended_ns, step);
+    else if (!profile_lua_running(P))  /* the host's time, or a state's */
+      atomic_fetch_add(&P->idle_ns, step);
+    capture_arm(P);
+  }
   atomic_store(&P->arming, 0);
 }
 
@@ -173,7 +243,7 @@ static void *sampler_main (void *arg) {
   while (atomic_load(&P->sampler_on)) {
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
     if (!atomic_load(&P->sampler_on)) break;
-    sampler_arm(P);
+    sampler_arm(P, step);
     add_ns(&next, step);
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec > next.tv_sec

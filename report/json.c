@@ -38,16 +38,20 @@ static void put_meta (const Session *S, Buf *out) {
 
 
 /* The timeline: when each kept sample was taken (ns since the start) and
-** its stack, as an index into "stacks". */
+** its stack, as an index into "stacks". (A loaded file may have put a
+** sample on a stack with no time and no samples: such stacks are not
+** written, nor are their samples.) */
 static void put_timeline (const Session *S, Buf *out, const int *stack_of) {
-  int i;
+  int i, n = 0;
   buf_puts(out, ",\n\"timeline\":{\"t_ns\":[");
   for (i = 0; i < S->nmoments; i++)
-    buf_printf(out, i ? ",%llu" : "%llu",
-               (unsigned long long)S->moments[i].t_ns);
+    if (stack_of[S->moments[i].node] >= 0)
+      buf_printf(out, n++ ? ",%llu" : "%llu",
+                 (unsigned long long)S->moments[i].t_ns);
   buf_puts(out, "],\n\"stack\":[");
-  for (i = 0; i < S->nmoments; i++)
-    buf_printf(out, i ? ",%d" : "%d", stack_of[S->moments[i].node]);
+  for (i = 0, n = 0; i < S->nmoments; i++)
+    if (stack_of[S->moments[i].node] >= 0)
+      buf_printf(out, n++ ? ",%d" : "%d", stack_of[S->moments[i].node]);
   buf_puts(out, "]}");
 }
 

@@ -59,6 +59,110 @@ static int kind_of (const char *name) {
 }
 
 
+/* ------------------------------------------------------------ checks */
+
+/* A file is checked whole before anything of it is added, so a file that
+** is refused leaves the session as it was, and every number added below
+** fits the integer it goes into. */
+
+#define MAX_LOAD_DEPTH 4096  /* the renderers recurse once per frame */
+#define MAX_COUNT 0x1p63     /* counts and nanoseconds stay below 2^63 */
+#define MAX_START_TIME 9e9   /* Unix time, in ns, must fit too (year 2255) */
+
+
+static int bad_value (char *why, size_t len, const char *where,
+                      const char *key, const char *what) {
+  snprintf(why, len, "%s\"%s\" is not %s", where, key, what);
+  return 0;
+}
+
+
+/* An optional number in [lo, hi). */
+static int in_range (const cJSON *obj, const char *key, double lo, double hi) {
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return item == NULL || (cJSON_IsNumber(item) && item->valuedouble >= lo
+                          && item->valuedouble < hi);
+}
+
+
+static int check_header (const cJSON *root, char *why, size_t len) {
+  static const char *const counts[] = {"duration_ns", "cpu_ns", "samples",
+                                       "overhead_ns", "sampler_ns"};
+  size_t i;
+  for (i = 0; i < sizeof counts / sizeof counts[0]; i++)
+    if (!in_range(root, counts[i], 0, MAX_COUNT))
+      return bad_value(why, len, "", counts[i], "a count");
+  if (!in_range(root, "start_time", 0, MAX_START_TIME))
+    return bad_value(why, len, "", "start_time", "a Unix time");
+  if (!in_range(root, "interval", 1e-9, 60.000001))
+    return bad_value(why, len, "", "interval", "a number of seconds in (0, 60]");
+  return 1;
+}
+
+
+static int check_frames (const cJSON *frames, char *why, size_t len) {
+  const cJSON *f;
+  cJSON_ArrayForEach(f, frames) {
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(f, "name");
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(f, "file");
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(f, "kind");
+    if (!cJSON_IsString(name) || !cJSON_IsString(file)
+        || !cJSON_IsString(kind) || kind_of(kind->valuestring) < 0)
+      return bad(why, len, "a frame lacks its name, file or kind");
+    if (!in_range(f, "line", -2147483648.0, 2147483648.0))
+      return bad_value(why, len, "a frame's ", "line", "a line number");
+  }
+  return 1;
+}
+
+
+static int is_index (const cJSON *item, int n) {
+  return cJSON_IsNumber(item) && item->valuedouble >= 0
+         && item->valuedouble < n;
+}
+
+
+static int check_stacks (const cJSON *stacks, int nframes,
+                         char *why, size_t len) {
+  const cJSON *s, *f;
+  cJSON_ArrayForEach(s, stacks) {
+    const cJSON *frames = cJSON_GetObjectItemCaseSensitive(s, "frames");
+    if (!cJSON_IsArray(frames)) return bad(why, len, "a stack has no frames");
+    if (cJSON_GetArraySize(frames) > MAX_LOAD_DEPTH)
+      return bad(why, len, "a stack is deeper than 4096 frames");
+    cJSON_ArrayForEach(f, frames)
+      if (!is_index(f, nframes))
+        return bad(why, len, "a stack names a frame that does not exist");
+    if (!in_range(s, "weight_ns", 0, MAX_COUNT))
+      return bad_value(why, len, "a stack's ", "weight_ns", "a count");
+    if (!in_range(s, "samples", 0, MAX_COUNT))
+      return bad_value(why, len, "a stack's ", "samples", "a count");
+  }
+  return 1;
+}
+
+
+/* The timeline is optional; if it is there, it must be whole. */
+static int check_timeline (const cJSON *root, int nstacks,
+                           char *why, size_t len) {
+  const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "timeline");
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(tl, "t_ns");
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(tl, "stack");
+  const cJSON *a, *b;
+  if (tl == NULL) return 1;
+  if (!cJSON_IsArray(t) || !cJSON_IsArray(st)
+      || cJSON_GetArraySize(t) != cJSON_GetArraySize(st))
+    return bad(why, len, "the timeline lacks its t_ns or stack array");
+  for (a = t->child, b = st->child; a && b; a = a->next, b = b->next)
+    if (!cJSON_IsNumber(a) || !(a->valuedouble >= 0 && a->valuedouble < MAX_COUNT)
+        || !is_index(b, nstacks))
+      return bad(why, len, "the timeline has a bad time or stack");
+  return 1;
+}
+
+
+/* ------------------------------------------------------------ loading */
+
 /* Interns the file's frames; map[i] is the session's index of frame i. */
 static int load_frames (Session *S, const cJSON *frames, int *map,
                         char *why, size_t len) {
@@ -152,6 +256,10 @@ static int load_tree (Session *S, const cJSON *root, char *why, size_t len) {
     return bad(why, len, "no \"frames\" or \"stacks\" array");
   nframes = cJSON_GetArraySize(frames);
   nstacks = cJSON_GetArraySize(stacks);
+  if (!check_header(root, why, len) || !check_frames(frames, why, len)
+      || !check_stacks(stacks, nframes, why, len)
+      || !check_timeline(root, nstacks, why, len))
+    return 0;
   map = malloc((size_t)(nframes + 1) * sizeof *map);
   node_of = malloc((size_t)(nstacks + 1) * sizeof *node_of);
   ok = map != NULL && node_of != NULL;

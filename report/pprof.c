@@ -2,9 +2,9 @@
 ** pprof.c — the gzipped profile.proto of pprof
 ** (github.com/google/pprof/blob/main/proto/profile.proto), as read by
 ** go tool pprof, Pyroscope, Parca and Grafana. Each frame is one function
-** and one location; each stack with time is one sample, leaf first, with
-** two values: its sample count and its time in nanoseconds ("wall" or
-** "cpu", as the session's clock).
+** and one location; each stack with time (as stacks.c shows them) is one
+** sample, leaf first, with two values: its sample count and its time in
+** nanoseconds ("wall" or "cpu", as the session's clock).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +119,7 @@ typedef struct Pprof {
   Buf body;             /* the profile but its string table */
   Buf msg, inner;       /* scratch for embedded messages */
   Strings strings;
+  ShownTree shown;      /* the stack written for each node */
   int failed;
 } Pprof;
 
@@ -138,8 +139,8 @@ static void put_value_type (Pprof *p, int field, const char *type,
 }
 
 
-/* One function and one location per frame, with the same id: the frame's
-** index + 1 (0 is no id in pprof). */
+/* One function and one location per frame shown, with the same id: its
+** number in stacks.c + 1 (0 is no id in pprof). */
 static void put_function (Pprof *p, uint64_t id, const char *name,
                           const char *file, int line) {
   uint64_t name_id = str(p, name);
@@ -172,18 +173,42 @@ static void put_mapping (Pprof *p) {
 
 
 /* A sample: its locations leaf first, then [samples, nanoseconds]. */
-static void put_sample (Pprof *p, int node) {
+static void put_sample (Pprof *p, int node, uint64_t samples, uint64_t ns) {
   const Session *S = p->S;
-  const Node *n = &S->nodes[node];
-  if (node == 0)  /* time with no Lua stack */
-    put_varint(&p->inner, (uint64_t)S->nframes + 1);
-  for (; node > 0; node = S->nodes[node].parent)
-    put_varint(&p->inner, (uint64_t)S->nodes[node].frame + 1);
+  if (node == 0)  /* time with no Lua stack (or none shown) */
+    put_varint(&p->inner, (uint64_t)p->shown.nids + 1);
+  for (; node > 0; node = p->shown.parent[node])
+    put_varint(&p->inner, (uint64_t)p->shown.id[S->nodes[node].frame] + 1);
   put_message(&p->msg, SAMPLE_LOCATION_ID, &p->inner);
-  put_varint(&p->inner, n->samples);
-  put_varint(&p->inner, n->self_ns);
+  put_varint(&p->inner, samples);
+  put_varint(&p->inner, ns);
   put_message(&p->msg, SAMPLE_VALUE, &p->inner);
   put_message(&p->body, PROFILE_SAMPLE, &p->msg);
+}
+
+
+/* One sample per stack shown: the time of hidden frames is their shown
+** caller's. */
+static int put_samples (Pprof *p) {
+  const Session *S = p->S;
+  size_t n = (size_t)S->nnodes;
+  uint64_t *samples = calloc(n, sizeof *samples);
+  uint64_t *ns = calloc(n, sizeof *ns);
+  int i;
+  if (samples == NULL || ns == NULL) {
+    free(samples);
+    free(ns);
+    return 0;
+  }
+  for (i = 0; i < S->nnodes; i++) {
+    samples[p->shown.node[i]] += S->nodes[i].samples;
+    ns[p->shown.node[i]] += S->nodes[i].self_ns;
+  }
+  for (i = 0; i < S->nnodes; i++)
+    if (samples[i] > 0 || ns[i] > 0) put_sample(p, i, samples[i], ns[i]);
+  free(samples);
+  free(ns);
+  return 1;
 }
 
 
@@ -197,11 +222,11 @@ static void put_profile (Pprof *p) {
   put_mapping(p);
   for (i = 0; i < S->nframes; i++) {
     const Frame *f = &S->frames[i];
-    put_function(p, (uint64_t)i + 1, f->name, f->file, f->line);
+    if (p->shown.id[i] >= 0)
+      put_function(p, (uint64_t)p->shown.id[i] + 1, f->name, f->file, f->line);
   }
-  put_function(p, (uint64_t)S->nframes + 1, "(outside Lua)", "", 0);
-  for (i = 0; i < S->nnodes; i++)
-    if (S->nodes[i].self_ns > 0 || S->nodes[i].samples > 0) put_sample(p, i);
+  put_function(p, (uint64_t)p->shown.nids + 1, "(outside Lua)", "", 0);
+  if (!put_samples(p)) p->failed = 1;
   if (S->start_time > 0)
     put_uint(&p->body, PROFILE_TIME_NANOS, (uint64_t)(S->start_time * 1e9));
   put_uint(&p->body, PROFILE_DURATION_NANOS, S->duration_ns);
@@ -239,7 +264,7 @@ static int gzip (const char *data, size_t len, Buf *out) {
 }
 
 
-void render_pprof (const Session *S, Buf *out) {
+void render_pprof (const Session *S, const RenderOptions *o, Buf *out) {
   Pprof p;
   memset(&p, 0, sizeof p);
   p.S = S;
@@ -247,16 +272,17 @@ void render_pprof (const Session *S, Buf *out) {
   buf_init(&p.msg);
   buf_init(&p.inner);
   buf_init(&p.strings.table);
-  if (map_init(&p.strings.index, 256)) {
+  if (map_init(&p.strings.index, 256) && shown_build(&p.shown, S, o)) {
     put_profile(&p);
     buf_add(&p.body, p.strings.table.data ? p.strings.table.data : "",
             p.strings.table.len);
     if (p.failed || p.body.failed || p.strings.table.failed
         || !gzip(p.body.data, p.body.len, out))
       out->failed = 1;
-    map_free(&p.strings.index);
   }
   else out->failed = 1;
+  shown_free(&p.shown);
+  map_free(&p.strings.index);
   free(p.strings.list);
   buf_free(&p.strings.table);
   buf_free(&p.body);

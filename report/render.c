@@ -28,8 +28,8 @@ int report_render (const Session *S, const char *format,
   else if (strcmp(format, "collapsed") == 0) render_collapsed_shown(S, o, out);
   else if (strcmp(format, "json") == 0) render_json(S, out);
   else if (strcmp(format, "html") == 0) render_html(S, o, out);
-  else if (strcmp(format, "speedscope") == 0) render_speedscope(S, out);
-  else if (strcmp(format, "pprof") == 0) render_pprof(S, out);
+  else if (strcmp(format, "speedscope") == 0) render_speedscope(S, o, out);
+  else if (strcmp(format, "pprof") == 0) render_pprof(S, o, out);
   else return 0;
   return 1;
 }

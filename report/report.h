@@ -42,8 +42,21 @@ void render_collapsed_shown (const Session *S, const RenderOptions *o,
                              Buf *out);
 void render_json (const Session *S, Buf *out);
 void render_html (const Session *S, const RenderOptions *o, Buf *out);
-void render_speedscope (const Session *S, Buf *out);
-void render_pprof (const Session *S, Buf *out);
+void render_speedscope (const Session *S, const RenderOptions *o, Buf *out);
+void render_pprof (const Session *S, const RenderOptions *o, Buf *out);
+
+/* stacks.c: the stacks exported to other tools. For session node i,
+** node[i] is the node that stands for it (itself, or the nearest node
+** above it that is shown; 0: the root); for a shown node, parent[i] is
+** the next shown node up and depth[i] its shown frames from the root.
+** id[f] numbers the frames shown from 0 (nids of them), else -1. */
+typedef struct ShownTree {
+  int *node, *parent, *depth, *id;
+  int max_depth, nids;
+} ShownTree;
+
+int shown_build (ShownTree *t, const Session *S, const RenderOptions *o);
+void shown_free (ShownTree *t);
 
 int report_load_json_file (Session *S, const char *path,
                            char *why, size_t whylen);

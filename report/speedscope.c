@@ -6,7 +6,7 @@
 ** evenly over its samples on the timeline, so the weights add up to the
 ** session's sampled time exactly. Stacks with time but no sample on the
 ** timeline (it is thinned past SESSION_MAX_MOMENTS; time with no Lua
-** stack) come last.
+** stack) come last. The stacks are those of stacks.c.
 */
 #include <stdlib.h>
 
@@ -16,11 +16,11 @@
 typedef struct Scope {
   const Session *S;
   Buf *out;
-  int *depth;        /* depth[node]: frames from the root to it */
+  ShownTree shown;   /* the stack written for each node */
   int *path;         /* scratch: one stack, root first */
   uint64_t *hits;    /* hits[node]: its samples on the timeline */
   uint64_t *given;   /* hits[node] already written */
-  int outside;       /* frame index of "(outside Lua)" */
+  int outside;       /* the frame number of "(outside Lua)" */
   int nsamples;      /* samples written so far */
 } Scope;
 
@@ -37,41 +37,31 @@ static void put_frame (Buf *out, const Frame *f) {
 }
 
 
+/* The frames shown, numbered as stacks.c does, then "(outside Lua)". */
 static void put_frames (Scope *sc) {
   const Session *S = sc->S;
   int i;
   buf_puts(sc->out, "\"shared\":{\"frames\":[");
   for (i = 0; i < S->nframes; i++) {
-    if (i > 0) buf_puts(sc->out, ",\n");
+    if (sc->shown.id[i] < 0) continue;
     put_frame(sc->out, &S->frames[i]);
+    buf_puts(sc->out, ",\n");
   }
-  if (S->nframes > 0) buf_putc(sc->out, ',');
   buf_puts(sc->out, "{\"name\":\"(outside Lua)\"}]},\n");
 }
 
 
-/* Nodes are made after their parents, so one pass finds every depth. */
-static int max_depth (Scope *sc) {
-  const Session *S = sc->S;
-  int i, deepest = 0;
-  sc->depth[0] = 0;
-  for (i = 1; i < S->nnodes; i++) {
-    sc->depth[i] = sc->depth[S->nodes[i].parent] + 1;
-    if (sc->depth[i] > deepest) deepest = sc->depth[i];
-  }
-  return deepest;
-}
-
-
 static void put_stack (Scope *sc, int node) {
-  const Session *S = sc->S;
-  int n = sc->depth[node], i;
-  if (node == 0) {  /* time with no Lua stack */
+  const ShownTree *t = &sc->shown;
+  int n, i;
+  node = t->node[node];
+  if (node == 0) {  /* time with no Lua stack (or none shown) */
     buf_printf(sc->out, "[%d]", sc->outside);
     return;
   }
-  for (i = n - 1; i >= 0; i--, node = S->nodes[node].parent)
-    sc->path[i] = S->nodes[node].frame;
+  n = t->depth[node];
+  for (i = n - 1; i >= 0; i--, node = t->parent[node])
+    sc->path[i] = t->id[sc->S->nodes[node].frame];
   buf_putc(sc->out, '[');
   for (i = 0; i < n; i++) buf_printf(sc->out, i ? ",%d" : "%d", sc->path[i]);
   buf_putc(sc->out, ']');
@@ -134,20 +124,22 @@ static void put_profile (Scope *sc, const char *name) {
 }
 
 
-void render_speedscope (const Session *S, Buf *out) {
+void render_speedscope (const Session *S, const RenderOptions *o,
+                        Buf *out) {
   const char *name = S->program ? S->program : "sprof";
   Scope sc;
   size_t n = (size_t)S->nnodes;
   sc.S = S;
   sc.out = out;
-  sc.outside = S->nframes;
-  sc.nsamples = 0;
-  sc.depth = malloc(n * sizeof *sc.depth);
+  sc.nsamples = sc.outside = 0;
   sc.hits = calloc(n, sizeof *sc.hits);
   sc.given = calloc(n, sizeof *sc.given);
-  sc.path = sc.depth ? malloc(((size_t)max_depth(&sc) + 1) * sizeof *sc.path)
-                     : NULL;
-  if (sc.depth && sc.hits && sc.given && sc.path) {
+  sc.path = NULL;
+  if (shown_build(&sc.shown, S, o)) {
+    sc.path = malloc(((size_t)sc.shown.max_depth + 1) * sizeof *sc.path);
+    sc.outside = sc.shown.nids;
+  }
+  if (sc.hits && sc.given && sc.path) {
     buf_puts(out, "{\"$schema\":\"https://www.speedscope.app/"
              "file-format-schema.json\",\n\"exporter\":\"sprof "
              SPROF_VERSION "\",\"name\":");
@@ -157,7 +149,7 @@ void render_speedscope (const Session *S, Buf *out) {
     put_profile(&sc, name);
   }
   else out->failed = 1;
-  free(sc.depth);
+  shown_free(&sc.shown);
   free(sc.path);
   free(sc.hits);
   free(sc.given);

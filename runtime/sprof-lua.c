@@ -18,6 +18,7 @@
 
 #include "../ext/profiler.h"
 #include "../ext/sprof.h"
+#include "history.h"
 
 int luaopen_sprof (lua_State *L);
 
@@ -37,6 +38,7 @@ typedef struct Args {
   int host_frames;            /* native frames above the Lua root */
   const char *loads[MAX_LOADS];
   int nloads;
+  int load_prev;              /* --load-prev: the latest kept session */
   int script;                 /* index of the script in argv, or 0 */
 } Args;
 
@@ -52,6 +54,7 @@ static void usage (FILE *f) {
   fprintf(f,
     "usage: %s [options] script.lua [args...]\n"
     "       %s [options] --load session.json [--load ...]\n"
+    "       %s [options] --load-prev\n"
     "Runs a Lua 5.4 script under the sprof sampling profiler and writes a\n"
     "report of where the time went when it ends.\n\n"
     "options:\n"
@@ -69,9 +72,11 @@ static void usage (FILE *f) {
     "      --show-internals  show the interpreter's own native frames\n"
     "      --host-frames     show the native frames above the Lua root\n"
     "      --load FILE       re-render a saved JSON session (repeat to sum)\n"
+    "      --load-prev       re-render the latest session of this command\n"
+    "                        (it keeps the last 10 in $XDG_STATE_HOME/sprof)\n"
     "  -h, --help            this help\n"
     "      --version         print the version\n",
-    progname, progname);
+    progname, progname, progname);
 }
 
 
@@ -118,6 +123,7 @@ static int parse_args (int argc, char **argv, Args *a) {
     if (strcmp(o, "--no-native") == 0) { a->no_native = 1; continue; }
     if (strcmp(o, "--show-internals") == 0) { a->show_internals = 1; continue; }
     if (strcmp(o, "--host-frames") == 0) { a->host_frames = 1; continue; }
+    if (strcmp(o, "--load-prev") == 0) { a->load_prev = 1; continue; }
     if (value == NULL) return bad_usage("option '%s' needs a value", o);
     if (strcmp(o, "-r") == 0 || strcmp(o, "--renderer") == 0) {
       if (!known_renderer(value)) {
@@ -143,21 +149,25 @@ static int parse_args (int argc, char **argv, Args *a) {
       a->clock = value;
     }
     else if (strcmp(o, "--load") == 0) {
-      if (a->nloads == MAX_LOADS) return bad_usage("too many --load%s", "");
+      if (a->nloads == MAX_LOADS - 1) return bad_usage("too many --load%s", "");
       a->loads[a->nloads++] = value;
     }
     else return bad_usage("unknown option '%s'", o);
     i++;  /* the option's value */
   }
   a->script = i < argc ? i : 0;
-  if (a->script == 0 && a->nloads == 0)
+  if (a->script == 0 && a->nloads == 0 && !a->load_prev)
     return bad_usage("no script given%s", "");
-  if (a->script != 0 && a->nloads > 0)
+  if (a->script != 0 && (a->nloads > 0 || a->load_prev))
     return bad_usage("give a script or --load, not both%s", "");
   if (a->open && strcmp(a->renderer, "html") != 0)
     return bad_usage("--open shows an html report: add -r html%s", "");
   if (a->open && a->outfile && strcmp(a->outfile, "-") == 0)
     return bad_usage("--open needs the report in a file, not on stdout%s", "");
+  if (strcmp(a->renderer, "pprof") == 0
+      && isatty(a->outfile == NULL ? STDERR_FILENO
+                : strcmp(a->outfile, "-") == 0 ? STDOUT_FILENO : -1))
+    return bad_usage("pprof is gzipped binary: write it to a file with -o%s", "");
   return 1;
 }
 
@@ -274,6 +284,7 @@ static void write_report (void) {
   if (reported || !started) return;
   reported = 1;
   if (profiler_running(profiler)) profiler_stop(profiler);
+  if (args.script) history_save(profiler, progname);  /* for --load-prev */
   to = args.outfile == NULL ? stderr
        : strcmp(args.outfile, "-") == 0 ? stdout : NULL;
   o.show_all = args.show_all;
@@ -457,6 +468,15 @@ static int render_loads (void) {
     return EXIT_FAILURE;
   }
   started = 1;
+  if (args.load_prev) {
+    static char latest[4096];
+    char why[4200];
+    if (!history_latest(latest, sizeof latest, why, sizeof why)) {
+      fprintf(stderr, "%s: --load-prev: %s\n", progname, why);
+      return EXIT_FAILURE;
+    }
+    args.loads[args.nloads++] = latest;  /* MAX_LOADS keeps a slot free */
+  }
   for (i = 0; i < args.nloads; i++) {
     error = profiler_load(profiler, args.loads[i]);
     if (error) {
@@ -480,7 +500,7 @@ int main (int argc, char **argv) {
             args.outfile, strerror(errno));
     return 2;
   }
-  if (args.nloads > 0) return render_loads();
+  if (args.nloads > 0 || args.load_prev) return render_loads();
   profiler = profiler_new(args.interval, args.clock, !args.no_native, &error);
   if (profiler == NULL) {
     fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));

@@ -63,6 +63,14 @@ describe("the HTML report", function ()
     end
   end)
 
+  it("has a script that never makes markup from strings", function ()
+    local js = assert(h.read(h.root .. "/report/html/report.js"))
+    for _, sink in ipairs { "innerHTML", "outerHTML", "insertAdjacentHTML",
+                            "document.write", "eval(", "new Function" } do
+      assert.is_nil(js:find(sink, 1, true), sink)
+    end
+  end)
+
   it("p:write(path, 'html') writes the same page", function ()
     local p = sprof.profile(work, 300000)
     local path = h.tmpfile(".html")

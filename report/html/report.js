@@ -43,6 +43,15 @@
     return '0 s';
   }
 
+  /* A time on the timeline's axis, with the decimals its step needs. */
+  function fmtTick (ns, step) {
+    var unit = step >= 1e9 ? 1e9 : step >= 1e6 ? 1e6 : 1e3;
+    var digits = Math.max(0, Math.ceil(-Math.log10(step / unit) - 1e-9));
+    if (ns === 0) return '0';
+    return (ns / unit).toFixed(Math.min(digits, 3)) +
+           (unit === 1e9 ? ' s' : unit === 1e6 ? ' ms' : ' µs');
+  }
+
   function fmtInterval (s) {
     return s >= 1 ? +s.toPrecision(3) + ' s' : +(s * 1e3).toPrecision(3) + ' ms';
   }
@@ -101,35 +110,98 @@
     });
     var nf = frames.length;
     var stacks = data.stacks || [];
-    var P = {
-      frames: frames, frame: [-1], parent: [-1], self: [0], samples: [0],
-      kids: [[]], stackLeaf: new Int32Array(stacks.length)
-    };
-    var index = new Map();
+    var P = new Trie(frames, stacks.length * 4 + 16);
+    P.stackLeaf = new Int32Array(stacks.length);
     for (var i = 0; i < stacks.length; i++) {
       var s = stacks[i], path = s.frames || [], cur = 0;
       for (var k = 0; k < path.length; k++) {
         var f = path[k];
-        if (!(f >= 0 && f < nf)) continue;
-        var key = cur * nf + f, c = index.get(key);
-        if (c === undefined) {
-          c = P.frame.length;
-          P.frame.push(f); P.parent.push(cur); P.self.push(0); P.samples.push(0);
-          P.kids.push([]);
-          P.kids[cur].push(c);
-          index.set(key, c);
-        }
-        cur = c;
+        if (f >= 0 && f < nf) cur = P.child(cur, f);
       }
       P.stackLeaf[i] = cur;
       P.self[cur] += +s.weight_ns || 0;
       P.samples[cur] += +s.samples || 0;
     }
-    P.n = P.frame.length;
     return P;
   }
 
+  /*
+  ** The session's call tree in typed arrays (a hundred thousand nodes as
+  ** objects keep the garbage collector busy for longer than the page may
+  ** take to open). Children are a linked list, found by a scan while they
+  ** are few and through a Map once they are many.
+  */
+  var SCAN = 12;
+
+  function Trie (frames, capacity) {
+    this.frames = frames;
+    this.n = 0;
+    this.big = new Map();   /* node with many children -> (frame -> child) */
+    this.grow(capacity);
+    this.add(-1, -1);       /* the root */
+  }
+
+  Trie.prototype.grow = function (capacity) {
+    var self = this;
+    function bigger (Type, old) {
+      var a = new Type(capacity);
+      if (old) a.set(old.subarray(0, self.n));
+      return a;
+    }
+    this.frame = bigger(Int32Array, this.frame);
+    this.parent = bigger(Int32Array, this.parent);
+    this.first = bigger(Int32Array, this.first);
+    this.next = bigger(Int32Array, this.next);
+    this.nkids = bigger(Int32Array, this.nkids);
+    this.self = bigger(Float64Array, this.self);
+    this.samples = bigger(Float64Array, this.samples);
+    this.capacity = capacity;
+  };
+
+  Trie.prototype.add = function (parent, frame) {
+    if (this.n === this.capacity) this.grow(this.capacity * 2);
+    var c = this.n++;
+    this.frame[c] = frame;
+    this.parent[c] = parent;
+    this.first[c] = -1;
+    this.next[c] = -1;
+    if (parent >= 0) {
+      this.next[c] = this.first[parent];
+      this.first[parent] = c;
+      var map = this.big.get(parent);
+      if (map) map.set(frame, c);
+      else if (++this.nkids[parent] > SCAN) {
+        map = new Map();
+        for (var k = this.first[parent]; k >= 0; k = this.next[k]) map.set(this.frame[k], k);
+        this.big.set(parent, map);
+      }
+    }
+    return c;
+  };
+
+  /* The child of node p for frame, made if new. */
+  Trie.prototype.child = function (p, frame) {
+    var map = this.big.get(p);
+    if (map) {
+      var c = map.get(frame);
+      if (c !== undefined) return c;
+    } else {
+      for (var k = this.first[p]; k >= 0; k = this.next[k])
+        if (this.frame[k] === frame) return k;
+    }
+    return this.add(p, frame);
+  };
+
+  function byTotal (a, b) { return b.total - a.total || a.frame - b.frame; }
+
   function isUserCode (f) { return f.kind === 'lua' && !f.library; }
+
+  var NONE = [];   /* the children of a leaf: shared, never added to */
+
+  /* Times start as -0, not 0: V8 then keeps them as doubles from the start,
+     where a small integer 0 that later becomes a double makes it migrate
+     every node built so far (measured: a third of the time of buildView). */
+  var ZERO = -0;
 
   /*
   ** The tree shown, as view.c builds it for the text report: unless
@@ -141,22 +213,32 @@
   function buildView (P, showLibrary) {
     var nodes = [];
     var rawToView = new Int32Array(P.n);
+    var big = new Map();   /* node id -> (frame -> child), for many children */
     function vnode (frame, parent) {
       var v = {
-        id: nodes.length, frame: frame, parent: parent, children: [],
-        byFrame: null, total: 0, self: 0, samples: 0, hidden: 0,
+        id: nodes.length, frame: frame, parent: parent, children: NONE,
+        total: ZERO, self: ZERO, samples: ZERO, hidden: 0,
         hiddenFile: null, depth: parent ? parent.depth + 1 : 0, shown: 0
       };
       nodes.push(v);
       return v;
     }
     function child (v, frame) {
-      if (v.byFrame === null) v.byFrame = new Map();
-      var w = v.byFrame.get(frame);
-      if (w === undefined) {
-        w = vnode(frame, v);
-        v.children.push(w);
-        v.byFrame.set(frame, w);
+      var kids = v.children, map = big.get(v.id), w, i;
+      if (map) {
+        w = map.get(frame);
+        if (w) return w;
+      } else {
+        for (i = 0; i < kids.length; i++) if (kids[i].frame === frame) return kids[i];
+      }
+      w = vnode(frame, v);
+      if (kids === NONE) kids = v.children = [];
+      kids.push(w);
+      if (map) map.set(frame, w);
+      else if (kids.length > SCAN) {
+        map = new Map();
+        for (i = 0; i < kids.length; i++) map.set(kids[i].frame, kids[i]);
+        big.set(v.id, map);
       }
       return w;
     }
@@ -166,9 +248,8 @@
     var todo = [0], into = [root], inLib = [false];
     while (todo.length) {
       var r = todo.pop(), v = into.pop(), lib = inLib.pop();
-      var kids = P.kids[r];
-      for (var i = 0; i < kids.length; i++) {
-        var c = kids[i], f = P.frames[P.frame[c]], w;
+      for (var c = P.first[r]; c >= 0; c = P.next[c]) {
+        var f = P.frames[P.frame[c]], w;
         if ((f.internal && !options.showInternals) ||
             (f.host && !options.showHost && v === root)) {
           w = v;
@@ -190,10 +271,8 @@
     for (var j = nodes.length - 1; j >= 0; j--) {
       var n = nodes[j];
       n.total += n.self;
-      n.byFrame = null;
       if (n.parent) n.parent.total += n.total;
-      if (n.children.length > 1)
-        n.children.sort(function (a, b) { return b.total - a.total || a.frame - b.frame; });
+      if (n.children.length > 1) n.children.sort(byTotal);
     }
     var maxDepth = 0;
     for (j = 0; j < nodes.length; j++) if (nodes[j].depth > maxDepth) maxDepth = nodes[j].depth;
@@ -300,6 +379,20 @@
 
   function hasKids (v) { return v.children.length > 0; }
 
+  /* The root's own time (samples with no frame to show, such as the
+     host's code outside Lua) as a row of its own, as the text report has. */
+  var outside = null;
+  function outsideLua () {
+    if (outside === null || outside.parent !== V.root) {
+      outside = {
+        id: -1, frame: -1, parent: V.root, children: NONE, total: V.root.self,
+        self: V.root.self, samples: V.root.samples, hidden: 0, hiddenFile: null,
+        depth: 1, shown: 0
+      };
+    }
+    return outside;
+  }
+
   function makeRow (v) {
     var f = frameOf(v), s = share(v);
     var row = el('div', 'row ' + (f ? kindClass(f) : 'kind-pseudo'));
@@ -328,7 +421,7 @@
     else if (f && f.kind === 'native') name.appendChild(el('span', 'badge', 'native'));
     else if (f && f.library) name.appendChild(el('span', 'badge', 'lib'));
     var fn = el('span', 'fn');
-    putMatched(fn, f ? f.name : '(no frames)');
+    putMatched(fn, f ? f.name : '(outside Lua)');
     name.appendChild(fn);
     var loc = f ? where(f) : '';
     if (loc) {
@@ -345,7 +438,8 @@
       pill.sprofAction = 'library';
       name.appendChild(pill);
     }
-    name.title = (f ? f.name + (loc ? '  ' + loc : '') : '') +
+    name.title = (f ? f.name + (loc ? '  ' + loc : '')
+                    : 'Samples with no frame to show: the host, outside Lua') +
                  '\nself ' + fmtSeconds(v.self) + ', ' + fmtCount(v.samples) + ' samples here';
     row.appendChild(name);
     rowOf.set(v, row);
@@ -409,9 +503,9 @@
                           'for less than one sampling interval, or the profiler was not running.'));
       return;
     }
-    if (V.root.self > 0) tree.appendChild(makeSubtree(V.root));
     var top = el('div', 'group');
     fillGroup(top, V.root);
+    if (V.root.self > 0) top.appendChild(makeSubtree(outsideLua()));
     tree.appendChild(top);
     var first = tree.querySelector('.row');
     if (first) first.tabIndex = 0;
@@ -477,7 +571,7 @@
       var n = chain[i];
       state.expanded.add(n);
       var k = n.children.indexOf(i > 0 ? chain[i - 1] : v);
-      if (n.shown !== 0 && k >= n.shown) n.shown = k + 1;
+      n.shown = Math.max(n.shown || initialShown(n), k + 1);
     }
   }
 
@@ -504,13 +598,14 @@
     var row = t.closest ? t.closest('.row') : null;
     if (!row) return;
     if (row.sprofMore) {
-      var m = row.sprofMore;
-      m.node.shown = Math.min(m.node.children.length, m.node.shown + BATCH);
-      var group = m.group;
-      group.removeChild(row);
-      var from = group.children.length;
-      for (var i = from; i < m.node.shown; i++) group.appendChild(makeSubtree(m.node.children[i]));
-      if (m.node.shown < m.node.children.length) group.appendChild(makeMoreRow(m.node, group));
+      var m = row.sprofMore, from = m.node.shown;
+      m.node.shown = Math.min(m.node.children.length, from + BATCH);
+      for (var i = from; i < m.node.shown; i++)
+        m.group.insertBefore(makeSubtree(m.node.children[i]), row);
+      if (m.node.shown < m.node.children.length)
+        m.group.replaceChild(makeMoreRow(m.node, m.group), row);
+      else
+        m.group.removeChild(row);
       return;
     }
     var v = row.sprofNode;
@@ -635,12 +730,9 @@
     var dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
     return {
       dark: dark,
-      text: css.getPropertyValue('--text').trim() || '#222',
       muted: css.getPropertyValue('--muted').trim() || '#777',
       border: css.getPropertyValue('--border').trim() || '#ddd',
-      surface: css.getPropertyValue('--surface').trim() || '#fff',
-      accent: css.getPropertyValue('--accent').trim() || '#e8590c',
-      cache: new Map()
+      cache: new Map()   /* frame -> fill */
     };
   }
 
@@ -700,7 +792,8 @@
   function paintBlock (ctx, x, y, w, frameIndex, label, dim) {
     ctx.globalAlpha = dim ? 0.28 : 1;
     ctx.fillStyle = fillOf(frameIndex);
-    ctx.fillRect(x, y, Math.max(w - 1, 0.5), ROW_H - 1);
+    /* a gap between blocks wide enough to show one */
+    ctx.fillRect(x, y, w >= 3 ? w - 1 : Math.max(w, 0.5), ROW_H - 1);
     if (w >= 24) {
       var text = fitLabel(label, w);
       if (text) {
@@ -785,6 +878,10 @@
         var r = row[k];
         paintBlock(ctx, r.x, d * ROW_H, r.w, r.v.frame, labelOf(r.v), r.above || dimmed(r.v));
       }
+    }
+    if (V.total <= 0) {
+      ctx.fillStyle = palette.muted;
+      ctx.fillText('No samples in this session.', 12, ROW_H * 2);
     }
     flameRects = rects;
     renderCrumbs();
@@ -950,7 +1047,7 @@
       ctx.moveTo(x, AXIS_H - 6);
       ctx.lineTo(x, AXIS_H);
       ctx.stroke();
-      if (x < width - 40) ctx.fillText(fmtSeconds(t), x + 3, AXIS_H / 2 - 1);
+      if (x < width - 40) ctx.fillText(fmtTick(t, step), x + 3, AXIS_H / 2 - 1);
     }
   }
 

@@ -26,11 +26,14 @@ static void render_all (const Session *S) {
   o.threshold = 0.01;
   buf_init(&out);
   render_text(S, &o, &out);
-  o.show_all = 1;
+  render_speedscope(S, &o, &out);
+  render_pprof(S, &o, &out);
+  o.show_all = o.show_internals = o.show_host = 1;
   render_text(S, &o, &out);
   render_collapsed(S, &out);
-  render_speedscope(S, &out);
-  render_pprof(S, &out);
+  render_collapsed_shown(S, &o, &out);
+  render_speedscope(S, &o, &out);
+  render_pprof(S, &o, &out);
   buf_free(&out);
 }
 

@@ -1,0 +1,225 @@
+// Our speedscope files, read by speedscope itself: they validate against
+// the JSON schema the npm package ships, and speedscope's own app (served
+// here on 127.0.0.1, opened in Debian's headless Chromium with
+// #profileURL=...) imports them and shows our functions with our times.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, resolve } from 'node:path';
+import Ajv from 'ajv';
+import { chromium } from 'playwright-core';
+
+const build = resolve(process.env.SPROF_BUILD || 'build');
+const sprofLua = join(build, 'sprof-lua');
+const app = resolve('node_modules/speedscope/dist/release');
+const dir = mkdtempSync(join(tmpdir(), 'sprof-speedscope-'));
+const files = {};
+let server, base, browser;  // browser: a persistent context
+
+// seven and three do 7 and 3 parts of the same work, in their own bodies.
+const SHARES = `
+local N = 250000
+local function seven () local x = 0 for i = 1, 7 * N do x = x + i % 7 end return x end
+local function three () local x = 0 for i = 1, 3 * N do x = x + i % 7 end return x end
+for _ = 1, 6 do seven() three() end
+`;
+
+// names that are markup, quotes or not UTF-8 at all
+const HOSTILE = `
+local function spin () local x = 0 for i = 1, 2000000 do x = x + i end return x end
+local t = {}
+t['<img src=x onerror=alert(1)>"\\\\'] = spin
+t["f\\255\\254"] = spin
+local chunk = load("local spin = ... spin()", "=</script>\\226\\128\\168")
+t['<img src=x onerror=alert(1)>"\\\\']()
+t["f\\255\\254"]()
+chunk(spin)
+string.rep("x", 1 << 24)
+`;
+
+// A child without the sanitizer preloads CI puts around lua5.4.
+function cleanEnv () {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  delete env.ASAN_OPTIONS;
+  delete env.UBSAN_OPTIONS;
+  return env;
+}
+
+function sprof (args) {
+  return execFileSync(sprofLua, args, {
+    cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28,
+    env: { ...process.env, XDG_STATE_HOME: dir }
+  });
+}
+
+// A script run saved as JSON, then rendered from it as speedscope and
+// collapsed stacks: both formats of one session.
+function profile (name, code, options = []) {
+  writeFileSync(join(dir, name + '.lua'), code);
+  sprof(['-r', 'json', '-o', name + '.json', ...options, name + '.lua']);
+  sprof(['--load', name + '.json', '-r', 'speedscope', '-o', name + '.speedscope.json']);
+  const collapsed = sprof(['--load', name + '.json', '-r', 'collapsed', '-o', '-']).toString();
+  return { file: name + '.speedscope.json',
+           json: JSON.parse(readFileSync(join(dir, name + '.speedscope.json'), 'utf8')),
+           session: JSON.parse(readFileSync(join(dir, name + '.json'), 'utf8')),
+           collapsed };
+}
+
+// Our time (ns) in the body of a function, from the collapsed stacks.
+function selfTime (collapsed, name) {
+  let us = 0;
+  for (const line of collapsed.split('\n')) {
+    const m = line.match(/^(.*) (\d+)$/);
+    if (m && m[1].split(';').pop().split(' ')[0] === name) us += Number(m[2]);
+  }
+  return us * 1000;
+}
+
+// speedscope's app and our files, from one local server.
+function serve () {
+  return new Promise(ready => {
+    server = createServer((req, res) => {
+      const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+      const root = path.startsWith('/files/') ? dir : app;
+      const file = normalize(join(root, path.replace(/^\/files\//, '/')));
+      if (!file.startsWith(root) || !existsSync(file)) {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
+      const types = { '.html': 'text/html', '.js': 'text/javascript',
+                      '.css': 'text/css', '.json': 'application/json',
+                      '.wasm': 'application/wasm' };
+      res.writeHead(200, { 'Content-Type': types[extname(file)] || 'application/octet-stream',
+                           'Access-Control-Allow-Origin': '*' });
+      res.end(readFileSync(file));
+    });
+    server.listen(0, '127.0.0.1', () => {
+      base = `http://127.0.0.1:${server.address().port}`;
+      ready();
+    });
+  });
+}
+
+before(async () => {
+  files.shares = profile('shares', SHARES);
+  files.cpu = profile('cpu', SHARES, ['--clock', 'cpu']);
+  files.hostile = profile('hostile', HOSTILE);
+  await serve();
+  // a fresh profile directory: launchPersistentContext's own
+  browser = await chromium.launchPersistentContext(join(dir, 'chromium'), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    env: cleanEnv(),
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync', '--no-first-run',
+           '--disable-quic']
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('our files validate against the schema speedscope ships', () => {
+  const schema = JSON.parse(readFileSync(join(app, 'file-format-schema.json'), 'utf8'));
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  for (const [name, { json }] of Object.entries(files)) {
+    assert.ok(validate(json), `${name}: ${JSON.stringify(validate.errors)}`);
+    assert.equal(json.profiles.length, 1);
+    assert.equal(json.profiles[0].type, 'sampled');
+  }
+});
+
+test('the weights add up to the session\'s time, in time order', () => {
+  for (const [name, { json, session }] of Object.entries(files)) {
+    const p = json.profiles[0];
+    const sum = p.weights.reduce((a, b) => a + b, 0);
+    const total = session.stacks.reduce((a, s) => a + s.weight_ns, 0);
+    assert.equal(p.unit, 'nanoseconds');
+    assert.equal(p.samples.length, p.weights.length);
+    assert.equal(sum, total, name);
+    assert.equal(p.endValue - p.startValue, total, name);
+    for (const stack of p.samples)
+      for (const f of stack) assert.ok(f >= 0 && f < json.shared.frames.length);
+  }
+  // seven and three take turns: the timeline shows each of their six calls
+  const { json } = files.shares;
+  const frames = json.shared.frames;
+  const leaf = s => frames[s[s.length - 1]].name;
+  const runs = [];
+  for (const s of json.profiles[0].samples)
+    if (['seven', 'three'].includes(leaf(s)) && leaf(s) !== runs[runs.length - 1])
+      runs.push(leaf(s));
+  assert.ok(runs.length >= 10, runs.join(' '));
+  const seven = frames.find(f => f.name === 'seven');
+  assert.match(seven.file, /shares\.lua$/);
+  assert.equal(seven.line, 3);
+});
+
+// Opens a file in speedscope's app; records dialogs and page errors.
+async function open (file) {
+  const page = await browser.newPage();
+  const seen = { dialogs: [], errors: [] };
+  page.on('dialog', d => { seen.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('pageerror', e => seen.errors.push(String(e)));
+  const url = `${base}/index.html#profileURL=${encodeURIComponent(`${base}/files/${file}`)}`;
+  const refused = new Promise(done => page.once('dialog', done));
+  await page.goto(url);
+  // imported (the title names the profile), or refused (an alert)
+  await Promise.race([
+    page.waitForFunction(() => / - speedscope$/.test(document.title), null,
+                         { timeout: 30000 }),
+    refused]);
+  return { page, seen };
+}
+
+// A duration as speedscope writes it ("315.54ms", "1.02s", "980.00µs"), in ns.
+function ns (text) {
+  const m = text.match(/([\d.]+)\s*(ns|µs|us|ms|s)\b/);
+  assert.ok(m, `not a duration: ${text}`);
+  return Number(m[1]) * { ns: 1, µs: 1e3, us: 1e3, ms: 1e6, s: 1e9 }[m[2]];
+}
+
+test('speedscope imports our files: title, no "Unrecognized format"', async () => {
+  // first, that a file speedscope cannot read does show the alert here
+  writeFileSync(join(dir, 'not-a-profile.txt'), 'not a profile\n');
+  const bad = await open('not-a-profile.txt');
+  assert.match(bad.seen.dialogs.join(), /Unrecognized format/);
+  await bad.page.close();
+  for (const [name, { file, json }] of Object.entries(files)) {
+    const { page, seen } = await open(file);
+    assert.equal(await page.title(), `${json.name} - speedscope`, name);
+    assert.deepEqual(seen.dialogs, [], `${name}: dialogs`);
+    assert.deepEqual(seen.errors, [], `${name}: page errors`);
+    await page.close();
+  }
+});
+
+test('speedscope shows our functions with our times (sandwich view)', async () => {
+  const { collapsed } = files.shares;
+  const { page, seen } = await open(files.shares.file);
+  await page.getByText('Sandwich').click();
+  const rows = await page.waitForFunction(() => {
+    const text = document.body.innerText;
+    return text.includes('Symbol Name') && text.includes('seven') && text;
+  }, null, { timeout: 30000 });
+  const text = await rows.jsonValue();
+  const total = selfTime(collapsed, 'seven') + selfTime(collapsed, 'three');
+  for (const name of ['seven', 'three']) {
+    // a row: total, self, name
+    const m = text.match(new RegExp(`([\\d.]+\\s*[µumn]?s) \\([\\d.<]+%\\)\\s+([\\d.]+\\s*[µumn]?s) \\([\\d.<]+%\\)\\s+${name}\\b`));
+    assert.ok(m, `${name} not in the sandwich table:\n${text.slice(0, 800)}`);
+    const ours = selfTime(collapsed, name);
+    assert.ok(Math.abs(ns(m[2]) - ours) <= 0.01 * total,
+              `${name}: speedscope ${m[2]}, ours ${ours / 1e6} ms`);
+  }
+  assert.deepEqual(seen.dialogs, []);
+  await page.close();
+});
