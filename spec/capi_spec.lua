@@ -95,3 +95,16 @@ print(auto_hot())
     assert.matches("auto_hot", h.read(out) or "")
   end)
 end)
+
+describe("LD_PRELOAD on a real server", function ()
+  it("profiles lighttpd's mod_magnet scripts and writes at shutdown", function ()
+    local report = h.tmpfile(".txt")
+    local r = h.run("cd " .. h.quote(h.root) .. " && SPROF_LIB=" .. h.quote(h.build .. "/libsprof.so")
+                    .. " examples/host/lighttpd-preload.sh " .. h.quote(report) .. " 40")
+    assert.are.equal(0, r.status, r.out .. r.err)
+    local text = h.read(report) or ""
+    assert.matches("fib", text)
+    assert.matches("mod_magnet%.so", text)          -- the host's path above Lua
+    assert.matches("http_response_handler", text)
+  end)
+end)

@@ -89,7 +89,39 @@ end
 return M
 `;
 
+// A saved session: main calls one big function and 450 tiny ones; the
+// host (native, above the Lua root) runs main through the interpreter's
+// own frames, and spends time of its own outside Lua.
+function manySmall () {
+  const frames = [
+    { name: 'host_loop', file: 'host.c', line: 10, kind: 'native', host: true },
+    { name: 'luaV_execute', file: '', line: 0, kind: 'native', internal: true },
+    { name: 'main', file: 'app.lua', line: 1, kind: 'lua' },
+    { name: 'big', file: 'app.lua', line: 5, kind: 'lua' },
+    { name: 'inflate', file: 'zlib.c', line: 7, kind: 'native' }
+  ];
+  const ms = 1e6, stacks = [
+    { frames: [0], weight_ns: 300 * ms, samples: 300 },
+    { frames: [0, 1, 2, 3], weight_ns: 500 * ms, samples: 500 },
+    { frames: [0, 1, 2, 3, 1, 4], weight_ns: 100 * ms, samples: 100 }
+  ];
+  for (let i = 0; i < 450; i++) {
+    frames.push({ name: 'tiny' + i, file: 'app.lua', line: 10 + i, kind: 'lua' });
+    stacks.push({ frames: [0, 1, 2, frames.length - 1], weight_ns: 0.2 * ms, samples: 1 });
+  }
+  const session = {
+    format: 'sprof-session', version: 1, program: 'host', start_time: 1.7e9,
+    interval: 0.001, clock: 'wall', duration_ns: 990 * ms, cpu_ns: 990 * ms,
+    samples: 1350, overhead_ns: 0, sampler_ns: 0, frames, stacks
+  };
+  const json = join(dir, 'many.json'), out = join(dir, 'many.html');
+  writeFileSync(json, JSON.stringify(session));
+  execFileSync(sprofLua, ['--load', json, '-r', 'html', '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return out;
+}
+
 before(async () => {
+  pages.many = manySmall();
   mkdirSync(join(dir, 'share/lua/5.4'), { recursive: true });
   writeFileSync(join(dir, 'share/lua/5.4/mylib.lua'), MYLIB);
   pages.shares = profile('shares', SHARES, ['--clock', 'cpu']);
@@ -319,7 +351,7 @@ test('the timeline shows the stacks over time and zooms into a range', async () 
   const box = await page.locator('#timeline').boundingBox();
   // the row under (main chunk) holds seven and three, alternating
   const names = new Set();
-  for (let x = 5; x < box.width; x += 7) {
+  for (let x = 5; x < box.width; x += 20) {
     await page.mouse.move(box.x + x, box.y + 24 + 20 + 10);
     if (await page.isVisible('#tooltip')) names.add(await page.textContent('#tooltip .t-name'));
   }
@@ -392,6 +424,32 @@ test('library frames are grouped, and a switch shows them', async () => {
   assert.equal(concat.where, '[C]');
   await page.click('label.switch');
   await page.waitForSelector('.hidden-frames');
+  clean(seen);
+  await page.close();
+});
+
+test('small children wait behind a "more" row; the host and interpreter fold away', async () => {
+  const { page, seen } = await open(pages.many);
+  let shown = await rows(page);
+  const names = shown.map(r => r.name);
+  // host_loop and luaV_execute are folded; the host's own time shows apart
+  assert.deepEqual(names.slice(0, 3), ['main', 'big', 'inflate']);
+  assert.equal(shown.find(r => r.name === '(outside Lua)').share, 30.3);
+  assert.ok(!names.includes('host_loop') && !names.includes('luaV_execute'));
+  const more = () => page.$$eval('#tree .row.more', rs => rs.map(r => r.textContent));
+  assert.equal(shown.filter(r => /^tiny/.test(r.name)).length, 0);
+  assert.deepEqual(await more(), [ (await more())[0] ]);
+  assert.match((await more())[0], /\+ 450 more frames \(show 200\)$/);
+  await page.click('#tree .row.more');
+  assert.equal((await rows(page)).filter(r => /^tiny/.test(r.name)).length, 200);
+  assert.match((await more())[0], /\+ 250 more frames \(show 200\)$/);
+  await page.click('#tree .row.more');
+  await page.click('#tree .row.more');
+  shown = await rows(page);
+  assert.equal(shown.filter(r => /^tiny/.test(r.name)).length, 450);
+  assert.deepEqual(await more(), []);
+  // they come before the row of the time outside Lua, largest first
+  assert.equal(shown[shown.length - 1].name, '(outside Lua)');
   clean(seen);
   await page.close();
 });
