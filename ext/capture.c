@@ -362,13 +362,6 @@ static int drain_native (Profiler *P, int nlua) {
 
 
 /*
-** Records a sample: the Lua frames of thread L from 'level' outwards with
-** its resumers', and the native captures waiting, weighted by the time
-** since the previous sample, so a sample that comes late (the hook waited
-** for a long C function to return) still counts all the time it stands
-** for.
-*/
-/*
 ** When profiling started inside a coroutine (a request handler), the
 ** time it spends suspended belongs to others. The timer counts the ticks
 ** that find it suspended; that much of the next sample's weight goes to
@@ -390,9 +383,17 @@ static uint64_t add_suspended (Profiler *P, int n, uint64_t weight) {
 }
 
 
+/*
+** Records a sample: the Lua frames of thread L from 'level' outwards with
+** its resumers', and the native captures waiting, weighted by the time
+** since the previous sample, so a sample that comes late (the hook waited
+** for a long C function to return) still counts all the time it stands
+** for.
+*/
 static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   Session *S = &P->session;
   int n = lua_frames(P, L, level, ran);
+  Replay *r = NULL;
   uint64_t weight;
   if (P->ring != NULL && drain_native(P, n) > 0) {
     /* the time since the last capture: as where that capture was */
@@ -404,11 +405,10 @@ static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   if (n == 0 && P->last_node > 0)  /* no Lua running: as where we were */
     session_add_weight(S, P->last_node, weight);
   else if (P->replay != NULL && n > 0
-           && P->replay[hash_frames(P->stack, n) % SPROF_REPLAYS].key
+           && (r = &P->replay[hash_frames(P->stack, n) % SPROF_REPLAYS])->key
               == hash_frames(P->stack, n)) {
     /* these Lua frames were seen natively: the native frames between them
        (a C function's own helpers, its callees) were there too */
-    Replay *r = &P->replay[hash_frames(P->stack, n) % SPROF_REPLAYS];
     memcpy(P->merged, r->frames, (size_t)r->n * sizeof *P->merged);
     P->last_node = add_sample(P, P->merged, r->n, weight);
   }

@@ -18,22 +18,35 @@ extern const size_t sprof_report_html_len, sprof_report_css_len,
 extern const char sprof_report_css_sha256[], sprof_report_js_sha256[];
 
 
+static int is (const char *name, size_t len, const char *slot) {
+  return strlen(slot) == len && memcmp(name, slot, len) == 0;
+}
+
+
+static const char *boolean (int b) {
+  return b ? "true" : "false";
+}
+
+
 /* What goes in place of the template's @@name@@; 0 if no such slot. */
 static int put_slot (const Session *S, const RenderOptions *o, Buf *out,
                      const char *name, size_t len) {
-#define IS(s) (len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
-  if (IS("css")) buf_add(out, sprof_report_css, sprof_report_css_len);
-  else if (IS("js")) buf_add(out, sprof_report_js, sprof_report_js_len);
-  else if (IS("css-hash")) buf_printf(out, "sha256-%s", sprof_report_css_sha256);
-  else if (IS("js-hash")) buf_printf(out, "sha256-%s", sprof_report_js_sha256);
-  else if (IS("data")) render_json(S, out);
-  else if (IS("show-all")) buf_puts(out, o->show_all ? "true" : "false");
-  else if (IS("show-internals")) buf_puts(out, o->show_internals ? "true" : "false");
-  else if (IS("show-host")) buf_puts(out, o->show_host ? "true" : "false");
-  else if (IS("version")) buf_puts(out, SPROF_VERSION);
+  if (is(name, len, "css"))
+    buf_add(out, sprof_report_css, sprof_report_css_len);
+  else if (is(name, len, "js"))
+    buf_add(out, sprof_report_js, sprof_report_js_len);
+  else if (is(name, len, "css-hash"))  /* for the Content-Security-Policy */
+    buf_printf(out, "sha256-%s", sprof_report_css_sha256);
+  else if (is(name, len, "js-hash"))
+    buf_printf(out, "sha256-%s", sprof_report_js_sha256);
+  else if (is(name, len, "data")) render_json(S, out);
+  else if (is(name, len, "show-all")) buf_puts(out, boolean(o->show_all));
+  else if (is(name, len, "show-internals"))
+    buf_puts(out, boolean(o->show_internals));
+  else if (is(name, len, "show-host")) buf_puts(out, boolean(o->show_host));
+  else if (is(name, len, "version")) buf_puts(out, SPROF_VERSION);
   else return 0;
   return 1;
-#undef IS
 }
 
 

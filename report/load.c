@@ -289,12 +289,19 @@ static int load_tree (Session *S, const cJSON *root, char *why, size_t len) {
 
 
 /* Adds the session in text[0..len) to S; on failure, says why in one
-** line and leaves S as it was. */
+** line and leaves S as it was (unless memory ran out half way). */
 int report_load_json_text (Session *S, const char *text, size_t len,
                            char *why, size_t whylen) {
-  cJSON *root = cJSON_ParseWithLength(text, len);
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
   int ok;
-  if (root == NULL) return bad(why, whylen, "not valid JSON");
+  if (root == NULL) {
+    size_t at = end ? (size_t)(end - text) : 0;
+    if (at + 1 >= len)
+      return bad(why, whylen, "not valid JSON: it ends too early (cut short?)");
+    snprintf(why, whylen, "not valid JSON (at byte %zu of %zu)", at + 1, len);
+    return 0;
+  }
   ok = load_tree(S, root, why, whylen);
   cJSON_Delete(root);
   return ok;

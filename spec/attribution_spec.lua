@@ -9,7 +9,7 @@ local function spin (n)
 end
 local function seven () local x = spin(7 * 400000) return x end
 local function three () local x = spin(3 * 400000) return x end
-for _ = 1, 6 do seven() three() end
+for _ = 1, 20 do seven() three() end
 ]]
 
 describe("attribution", function ()
