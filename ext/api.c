@@ -154,8 +154,10 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   if (profile_gettid() != P->tid)
     return fail(P, "sprof: stop() must be called from the thread that "
                    "called start()");
+  atomic_store(&P->in_hook, 1);  /* a last tick must not sample us */
   profile_timer_stop(P);
   profile_unregister(P);
+  atomic_store(&P->in_hook, 0);
   threads_stop(P);
   P->running = 0;
   if (L != NULL) capture_record(P, L, level);

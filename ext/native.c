@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <libunwind.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,7 @@ typedef struct NativeSym {
 
 struct NativeNames {
   Dwfl *dwfl;           /* libdw's view of this process's modules */
+  Dwfl *dwfl_plain;     /* the same without separate debug files */
   NativeSym *syms;      /* sorted by start: found by binary search, since */
   int nsyms, cap;       /* the interrupted address is new almost each time */
   uintptr_t core_base;  /* load address of the object holding Lua's core */
@@ -91,14 +93,45 @@ struct NativeNames {
 };
 
 
-static Dwfl *dwfl_open_self (void) {
+/*
+** Separate debug files are looked for by build id (/usr/lib/debug, where
+** Debian's -dbgsym packages put them), not with libdw's standard search:
+** that one first loads the debuginfod client and its libraries (curl...),
+** which alone took tens of milliseconds per stop here.
+*/
+static int find_debuginfo (Dwfl_Module *m, void **userdata, const char *name,
+                           Dwarf_Addr base, const char *file,
+                           const char *debuglink, GElf_Word crc,
+                           char **debuginfo_file) {
+  return dwfl_build_id_find_debuginfo(m, userdata, name, base, file,
+                                      debuglink, crc, debuginfo_file);
+}
+
+
+static int no_debuginfo (Dwfl_Module *m, void **userdata, const char *name,
+                         Dwarf_Addr base, const char *file,
+                         const char *debuglink, GElf_Word crc,
+                         char **debuginfo_file) {
+  (void)m; (void)userdata; (void)name; (void)base; (void)file;
+  (void)debuglink; (void)crc; (void)debuginfo_file;
+  return -1;
+}
+
+
+/* 'plain': symbols of the objects themselves only. A separate debug file
+** (libc6-dbg's is 4 MB of compressed sections) costs tens of milliseconds
+** to load: worth it for frames people read, not for hidden ones. */
+static Dwfl *dwfl_open_self (int plain) {
   static char *debuginfo_path = NULL;
-  static const Dwfl_Callbacks callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .debuginfo_path = &debuginfo_path,
+  static const Dwfl_Callbacks callbacks[2] = {
+    { .find_elf = dwfl_linux_proc_find_elf,
+      .find_debuginfo = find_debuginfo,
+      .debuginfo_path = &debuginfo_path },
+    { .find_elf = dwfl_linux_proc_find_elf,
+      .find_debuginfo = no_debuginfo,
+      .debuginfo_path = &debuginfo_path },
   };
-  Dwfl *dwfl = dwfl_begin(&callbacks);
+  Dwfl *dwfl = dwfl_begin(&callbacks[plain != 0]);
   if (dwfl == NULL) return NULL;
   if (dwfl_linux_proc_report(dwfl, getpid()) != 0
       || dwfl_report_end(dwfl, NULL, NULL) != 0) {
@@ -112,13 +145,15 @@ static Dwfl *dwfl_open_self (void) {
 /* The module of an address; libdw's map of the process is made again
 ** (once per naming pass) when an address is in none: a module loaded
 ** since, by require. */
-static Dwfl_Module *module_of (NativeNames *N, uintptr_t ip, int *fresh) {
-  Dwfl_Module *m = N->dwfl ? dwfl_addrmodule(N->dwfl, ip) : NULL;
-  if (m == NULL && !*fresh) {
-    *fresh = 1;
-    if (N->dwfl) dwfl_end(N->dwfl);
-    N->dwfl = dwfl_open_self();
-    m = N->dwfl ? dwfl_addrmodule(N->dwfl, ip) : NULL;
+static Dwfl_Module *module_of (NativeNames *N, uintptr_t ip, int plain,
+                               int *fresh) {
+  Dwfl **dwfl = plain ? &N->dwfl_plain : &N->dwfl;
+  Dwfl_Module *m = *dwfl ? dwfl_addrmodule(*dwfl, ip) : NULL;
+  if (m == NULL && !fresh[plain]) {
+    fresh[plain] = 1;
+    if (*dwfl) dwfl_end(*dwfl);
+    *dwfl = dwfl_open_self(plain);
+    m = *dwfl ? dwfl_addrmodule(*dwfl, ip) : NULL;
   }
   return m;
 }
@@ -175,11 +210,45 @@ static int make_frame (NativeNames *N, Session *S, uintptr_t start) {
 }
 
 
+/* Whether a module has line tables: in the object itself, or in a debug
+** file under /usr/lib/debug/.build-id (Debian's -dbgsym packages). Asking
+** libdw for lines of a module without any costs tens of milliseconds (it
+** searches and checksums), and most system libraries have none. */
+static int has_lines (Dwfl_Module *m) {
+  GElf_Addr bias;
+  Elf *elf = dwfl_module_getelf(m, &bias);
+  const unsigned char *id;
+  GElf_Addr id_addr;
+  Elf_Scn *scn = NULL;
+  size_t strndx;
+  int n, i;
+  char path[512];
+  if (elf != NULL && elf_getshdrstrndx(elf, &strndx) == 0) {
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+      GElf_Shdr shdr;
+      const char *name;
+      if (gelf_getshdr(scn, &shdr) == NULL) continue;
+      name = elf_strptr(elf, strndx, shdr.sh_name);
+      if (name && (strcmp(name, ".debug_line") == 0
+                   || strcmp(name, ".zdebug_line") == 0))
+        return 1;
+    }
+  }
+  n = dwfl_module_build_id(m, &id, &id_addr);
+  if (n < 2) return 0;
+  i = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/", id[0]);
+  for (n--, id++; n > 0 && i < (int)sizeof path - 8; n--, id++)
+    i += snprintf(path + i, sizeof path - (size_t)i, "%02x", *id);
+  snprintf(path + i, sizeof path - (size_t)i, ".debug");
+  return access(path, R_OK) == 0;
+}
+
+
 /* Names a native frame: symbol, file:line where debug information has
 ** them, else "module+0xOFFSET". */
 static void name_frame (NativeNames *N, Frame *f, int *fresh) {
   uintptr_t addr = (uintptr_t)f->addr;
-  Dwfl_Module *m = module_of(N, addr, fresh);
+  Dwfl_Module *m = module_of(N, addr, f->internal || f->host, fresh);
   const char *sym = NULL, *modname = NULL, *src = NULL;
   char label[256];
   int line = 0;
@@ -190,7 +259,8 @@ static void name_frame (NativeNames *N, Frame *f, int *fresh) {
     GElf_Sym elfsym;
     modname = dwfl_module_info(m, NULL, &base, NULL, NULL, NULL, NULL, NULL);
     sym = dwfl_module_addrinfo(m, addr, &offset, &elfsym, NULL, NULL, NULL);
-    if ((dl = dwfl_module_getsrc(m, addr)) != NULL)
+    /* file:line costs the module's DWARF: not for frames hidden anyway */
+    if (!f->internal && has_lines(m) && (dl = dwfl_module_getsrc(m, addr)))
       src = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
   }
   if (sym == NULL) {
@@ -202,9 +272,10 @@ static void name_frame (NativeNames *N, Frame *f, int *fresh) {
     sym = label;
   }
   /* the C library's start-up frames above main (or a thread's function)
-     are not the host's path */
+     are not the host's path; without libc's debug file they have no name */
   if (strcmp(sym, "_start") == 0 || strncmp(sym, "__libc_start", 12) == 0
-      || strcmp(sym, "start_thread") == 0 || strncmp(sym, "__clone", 7) == 0)
+      || strcmp(sym, "start_thread") == 0 || strncmp(sym, "__clone", 7) == 0
+      || (f->host && strncmp(base_name(modname), "libc.so", 7) == 0))
     f->internal = 1;
   {
     char *name = strdup(sym), *file = strdup(src ? src : "");
@@ -223,13 +294,13 @@ static void name_frame (NativeNames *N, Frame *f, int *fresh) {
 
 
 void native_name_frames (NativeNames *N, Session *S) {
-  int i, fresh = 0;
+  int i, fresh[2] = {0, 0};
   if (N == NULL) return;
   for (i = 0; i < S->nframes; i++) {
     Frame *f = &S->frames[i];
     if (f->kind == FRAME_NATIVE && f->addr != NULL
         && strcmp(f->name, UNNAMED_NATIVE) == 0)
-      name_frame(N, f, &fresh);
+      name_frame(N, f, fresh);
   }
 }
 
@@ -370,6 +441,7 @@ NativeNames *native_names_new (void) {
 void native_names_free (NativeNames *N) {
   if (N == NULL) return;
   if (N->dwfl) dwfl_end(N->dwfl);
+  if (N->dwfl_plain) dwfl_end(N->dwfl_plain);
   free(N->syms);
   free(N);
 }
