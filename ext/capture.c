@@ -450,8 +450,13 @@ void capture_hook (lua_State *L, lua_Debug *ar) {
     lua_sethook(L, NULL, 0, 0);
     return;
   }
+  if (!profiler_try_enter(P)) {  /* the sampler is arming: next time */
+    t = threads_find(P, L);       /* (it does not touch our entries' */
+    due = t ? threads_due(t, ar) : NULL;  /* chained hooks while ours is in) */
+    if (due) due(L, ar);
+    return;
+  }
   t0 = capture_now(CLOCK_KIND_WALL);
-  profiler_enter(P);
   if (ar->event != LUA_HOOKCOUNT && ar->event != LUA_HOOKLINE
       && (co = threads_resumed_by(P, L)) != NULL) {
     Armed *c = threads_adopt(P, L, -1, L);

@@ -129,6 +129,7 @@ Armed *threads_adopt (Profiler *P, lua_State *L, int idx, lua_State *resumer);
 lua_State *threads_resumed_by (Profiler *P, lua_State *L);
 lua_Hook threads_due (Armed *t, lua_Debug *ar);
 void profiler_enter (Profiler *P);
+int profiler_try_enter (Profiler *P);
 void profiler_leave (Profiler *P);
 
 /* api.c: functions that can fail return NULL or a one-line message */

@@ -49,7 +49,7 @@ typedef struct Moment {
 /* The timeline keeps at most this many moments; past it, every other one
 ** is dropped and only every 2nd (4th, ...) sample is kept from then on:
 ** the tree stays exact, only the timeline gets coarser. */
-#define SESSION_MAX_MOMENTS 200000
+#define SESSION_MAX_MOMENTS 16384  /* 256 KB: a few percent of a run's memory */
 
 typedef enum ClockKind { CLOCK_KIND_WALL, CLOCK_KIND_CPU } ClockKind;
 

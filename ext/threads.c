@@ -37,6 +37,17 @@ void profiler_enter (Profiler *P) {
 }
 
 
+/* The hook's way in: it does not wait for a sampler thread that may have
+** been preempted in the middle of arming; it backs off instead (it stays
+** armed and fires again at the next instruction). */
+int profiler_try_enter (Profiler *P) {
+  atomic_store(&P->in_hook, 1);
+  if (!atomic_load(&P->arming)) return 1;
+  atomic_store(&P->in_hook, 0);
+  return 0;
+}
+
+
 void profiler_leave (Profiler *P) {
   atomic_store(&P->in_hook, 0);
 }
