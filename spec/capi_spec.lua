@@ -56,8 +56,10 @@ local function preloaded_hot () local x = 0 for i = 1, 4e6 do x = x + i % 7 end 
 preloaded_hot()
 ]]
     local out = h.tmpfile(".collapsed")
+    local preload = os.getenv("LD_PRELOAD")  -- a sanitizer runtime stays first
     local r = h.run(bin("spec/plain_host") .. " " .. h.quote(script),
-                    { LD_PRELOAD = h.build .. "/libsprof.so", SPROF_OUTPUT = out })
+                    { LD_PRELOAD = (preload and preload .. " " or "") .. h.build .. "/libsprof.so",
+                      SPROF_OUTPUT = out })
     assert.are.equal(0, r.status, r.err)
     -- two states: the first written at exit, the second at its lua_close
     for _, path in ipairs { out, (out:gsub("%.collapsed$", ".2.collapsed")) } do

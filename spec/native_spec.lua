@@ -62,7 +62,7 @@ churn()
 ]]
     local churn = h.time_in(stacks, "churn")
     local gc = time_along(stacks, { "churn", "[gc]" })
-    assert.is_true(gc > 0.02 * churn and gc < 0.8 * churn, out)
+    assert.is_true(gc > 0.01 * churn and gc < 0.9 * churn, out)
   end)
 
   it("shows the parser as [parser] under load", function ()

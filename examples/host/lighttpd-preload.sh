@@ -29,16 +29,19 @@ server.port = $port
 server.errorlog = "$dir/error.log"
 magnet.attract-raw-url-to = ("$dir/app.lua")
 CONF
-LD_PRELOAD=$lib SPROF_OUTPUT=$report lighttpd -D -f "$dir/lighttpd.conf" &
+# (a preload already set, such as a sanitizer's runtime, stays first)
+LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD }$lib" SPROF_OUTPUT=$report \
+  lighttpd -D -f "$dir/lighttpd.conf" &
 pid=$!
 i=0
-until curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1; do
+fetch () { env -u LD_PRELOAD curl -sf -m 10 "http://127.0.0.1:$port/" >/dev/null; }
+until fetch 2>/dev/null; do
   i=$((i + 1)); [ $i -lt 50 ] || { echo "lighttpd did not start"; cat "$dir/error.log"; exit 1; }
   sleep 0.1
 done
 i=0
 while [ $i -lt "$requests" ]; do
-  curl -sf "http://127.0.0.1:$port/" >/dev/null
+  fetch
   i=$((i + 1))
 done
 kill -INT "$pid"

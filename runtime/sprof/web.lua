@@ -3,14 +3,15 @@
 -- A request whose query string carries `profile` (and the token, when one
 -- is set) runs under a profiler, and its report becomes the response (or,
 -- with save_dir, is saved next to the normal response). Off unless enabled.
--- Requests that do not ask pay one string search of their query: no
+-- Requests that do not ask pay a string search of their query: no
 -- profiler object, no timer, not even the sprof C module is loaded.
 --
 --   -- lighttpd mod_magnet (the script attracted by magnet.attract-*):
 --   return require("sprof.web").magnet(lighty, handler, opts)
 --   -- lua-http:
 --   http_server.listen{ ..., onstream = require("sprof.web").lua_http(onstream, opts) }
---   -- anything else: web.wants, web.profile, web.respond (below)
+--   -- anything else: web.wants, web.new, web.profile / web.pprofile,
+--   -- web.respond (below)
 --
 -- Options (all optional; an option that is nil falls back to the
 -- environment):
@@ -30,7 +31,6 @@ local web = {}
 local find, sub, gsub, gmatch, match, byte, char, format, lower =
   string.find, string.sub, string.gsub, string.gmatch, string.match,
   string.byte, string.char, string.format, string.lower
-local concat = table.concat
 
 -- format -> file name extension and content type
 local FORMATS = {
@@ -150,8 +150,10 @@ local function log (opts, msg)
 end
 
 -- One profiler runs per OS thread: the request being profiled in this Lua
--- state, and who waits for it (lua-http).
-local active = nil
+-- state (held weakly: if its coroutine is dropped unfinished, the run goes
+-- with it and its profiler stops when collected), and who waits for it
+-- (lua-http).
+local current = setmetatable({}, { __mode = "v" })
 local waiters = nil
 
 -- The file name of a saved report, without its extension: time, method,
@@ -209,7 +211,7 @@ function record.__close (rec, err)
   if p:running() then p:stop() end
   rec.duration = p:info().duration
   if err ~= nil then rec.failed, rec.error = true, err end
-  active = nil
+  current.run = nil
   if waiters then waiters:signal() end
   if rec.save_dir then
     local ok, why = pcall(save, rec)
@@ -226,7 +228,7 @@ local sprof  -- the C module, loaded by the first profiled request
 -- usual).
 function web.new (opts, request)
   check(opts, 2)
-  if active then return nil, "another request is being profiled" end
+  if current.run then return nil, "another request is being profiled" end
   if not sprof then
     local ok, m = pcall(require, "sprof")
     if not ok then return nil, tostring(m) end
@@ -244,12 +246,13 @@ function web.new (opts, request)
   end
   local started, why = pcall(p.start, p)
   if not started then return nil, tostring(why) end
-  active = setmetatable({
+  local rec = setmetatable({
     options = opts, profiler = p, started = os.time(),
     method = request.method, path = request.path, query = request.query,
     save_dir = setting(opts, "save_dir", "SPROF_WEB_DIR"),
   }, record)
-  return active
+  current.run = rec
+  return rec
 end
 
 local function run (rec, fn, ...)
@@ -356,7 +359,7 @@ function stand_in.__index (t, k)
   local v = real[k]
   if type(v) ~= "function" then return v end
   local f = function (self, ...)
-    if self == t then self = real end
+    if rawequal(self, t) then self = real end
     return v(self, ...)
   end
   rawset(t, k, f)
@@ -399,13 +402,13 @@ end
 -- Waits (in the stream's coroutine, up to 'seconds') for the request being
 -- profiled to end. false if it did not.
 local function wait_turn (seconds)
-  if not active then return true end
+  if not current.run then return true end
   local ok, condition = pcall(require, "cqueues.condition")
   if not ok then return false end
   local monotime = require("cqueues").monotime
   waiters = waiters or condition.new()
   local deadline = monotime() + seconds
-  while active do
+  while current.run do
     local left = deadline - monotime()
     if left <= 0 then return false end
     waiters:wait(left)
