@@ -1,19 +1,7 @@
 -- The running coroutine is the one sampled.
 local h = require "spec.helper"
 
--- Time (us) in stacks that pass through each name in 'path', in order.
-local function time_along (stacks, path)
-  local sum = 0
-  for _, s in ipairs(stacks) do
-    local want = 1
-    for _, f in ipairs(s.frames) do
-      if h.frame_name(f) == path[want] then want = want + 1 end
-      if want > #path then break end
-    end
-    if want > #path then sum = sum + s.us end
-  end
-  return sum
-end
+local time_along = h.time_along
 
 -- A script whose function 'hot' runs inside coroutines; it prints the CPU
 -- seconds 'hot' measured itself on stderr after the profile.

@@ -105,6 +105,25 @@ function helper.time_in (stacks, name, under)
   return sum
 end
 
+-- Time (us) of the stacks that pass through each name in 'path', in order
+-- (not necessarily adjacent); a name starting with "^" is a pattern.
+local function is (name, wanted)
+  return name == wanted or (wanted:sub(1, 1) == "^" and name:match(wanted) ~= nil)
+end
+
+function helper.time_along (stacks, path)
+  local sum = 0
+  for _, s in ipairs(stacks) do
+    local want = 1
+    for _, f in ipairs(s.frames) do
+      if is(frame_name(f), path[want]) then want = want + 1 end
+      if want > #path then break end
+    end
+    if want > #path then sum = sum + s.us end
+  end
+  return sum
+end
+
 -- Time (us) of the stacks whose innermost frame is 'name'.
 function helper.self_in (stacks, name)
   local sum = 0
