@@ -154,7 +154,6 @@ int profile_timer_start (Profiler *P);
 void profile_timer_stop (Profiler *P);
 int profile_register (Profiler *P);
 void profile_unregister (Profiler *P);
-Profiler *profile_of_thread (pid_t tid);
 Profiler *profile_of_state (pid_t tid, lua_State *L);
 int profile_lua_running (Profiler *P);
 extern atomic_int naming_tid;

@@ -46,16 +46,6 @@ pid_t profile_gettid (void) {
 }
 
 
-Profiler *profile_of_thread (pid_t tid) {
-  int i;
-  for (i = 0; i < MAX_PROFILERS; i++) {
-    Profiler *P = atomic_load(&active[i]);
-    if (P != NULL && P->tid == tid) return P;
-  }
-  return NULL;
-}
-
-
 /* A thread may run several Lua states (lighttpd runs one per script): the
 ** profiler of this OS thread whose state L belongs to. Not for signal
 ** handlers (it reads L's registry). */

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const build = resolve(process.env.SPROF_BUILD || 'build');
 const sprofLua = join(build, 'sprof-lua');
@@ -15,14 +15,6 @@ const dir = mkdtempSync(join(tmpdir(), 'sprof-html-'));
 const pages = {};
 let context;
 
-// A child without the sanitizer preloads CI puts around lua5.4.
-function cleanEnv () {
-  const env = { ...process.env };
-  delete env.LD_PRELOAD;
-  delete env.ASAN_OPTIONS;
-  delete env.UBSAN_OPTIONS;
-  return env;
-}
 
 function profile (name, code, options = []) {
   const script = join(dir, name + '.lua');
@@ -130,15 +122,7 @@ before(async () => {
   pages.hostile = profile('hostile', HOSTILE);
   pages.badUtf8 = profile('bad-utf8', BAD_UTF8);
   pages.library = profile('library', LIBRARY);
-  context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    env: cleanEnv(),
-    viewport: { width: 1300, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync', '--no-first-run',
-           '--disable-quic']
-  });
+  context = await launchChromium(join(dir, 'profile'), { viewport: { width: 1300, height: 900 } });
 });
 
 after(async () => {

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve } from 'node:path';
 import Ajv from 'ajv';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const build = resolve(process.env.SPROF_BUILD || 'build');
 const sprofLua = join(build, 'sprof-lua');
@@ -40,14 +40,6 @@ chunk(spin)
 string.rep("x", 1 << 24)
 `;
 
-// A child without the sanitizer preloads CI puts around lua5.4.
-function cleanEnv () {
-  const env = { ...process.env };
-  delete env.LD_PRELOAD;
-  delete env.ASAN_OPTIONS;
-  delete env.UBSAN_OPTIONS;
-  return env;
-}
 
 function sprof (args) {
   return execFileSync(sprofLua, args, {
@@ -111,14 +103,7 @@ before(async () => {
   files.hostile = profile('hostile', HOSTILE);
   await serve();
   // a fresh profile directory: launchPersistentContext's own
-  browser = await chromium.launchPersistentContext(join(dir, 'chromium'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    env: cleanEnv(),
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync', '--no-first-run',
-           '--disable-quic']
-  });
+  browser = await launchChromium(join(dir, 'chromium'));
 });
 
 after(async () => {

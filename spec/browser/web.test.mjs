@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const build = resolve(process.env.SPROF_BUILD || 'build');
 const example = resolve('examples/web');
@@ -61,15 +61,6 @@ async function stop (child) {
   clearTimeout(timer);
 }
 
-// A browser without the sanitizer preloads CI puts around lua5.4 (the
-// servers keep them: the sanitized sprof.so needs them).
-function cleanEnv () {
-  const env = { ...process.env };
-  delete env.LD_PRELOAD;
-  delete env.ASAN_OPTIONS;
-  delete env.UBSAN_OPTIONS;
-  return env;
-}
 
 const base = {};
 
@@ -81,15 +72,7 @@ before(async () => {
     await Promise.all(servers.map(stop));
     throw e;
   }
-  context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    env: cleanEnv(),
-    viewport: { width: 1300, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync', '--no-first-run',
-           '--disable-quic']
-  });
+  context = await launchChromium(join(dir, 'profile'), { viewport: { width: 1300, height: 900 } });
 });
 
 after(async () => {
