@@ -98,8 +98,8 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
     Profiler *P = atomic_load(&active[i]);
     if (P != NULL && P->tid == tid) mine[n++] = P;
   }
-  for (i = 0; i < n; i++)
-    if (!atomic_load(&mine[i]->in_hook) && profile_lua_running(mine[i]))
+  for (i = 0; i < n; i++)  /* (a profiler in its hook: its state runs) */
+    if (atomic_load(&mine[i]->in_hook) || profile_lua_running(mine[i]))
       lua_elsewhere = 1;
   for (i = 0; i < n; i++) {
     Profiler *P = mine[i];
