@@ -210,37 +210,29 @@ static int make_frame (NativeNames *N, Session *S, uintptr_t start) {
 }
 
 
-/* Whether a module has line tables: in the object itself, or in a debug
-** file under /usr/lib/debug/.build-id (Debian's -dbgsym packages). Asking
-** libdw for lines of a module without any costs tens of milliseconds (it
-** searches and checksums), and most system libraries have none. */
+/*
+** Whether a module carries its own line tables (built with -g). Lines
+** from a separate debug file are not read: libc6-dbg's took 57 ms per
+** stop here (libdw inflates its whole .debug_info), for source paths of
+** the distribution's build tree that users cannot open; its symbol table
+** still names the functions.
+*/
 static int has_lines (Dwfl_Module *m) {
   GElf_Addr bias;
   Elf *elf = dwfl_module_getelf(m, &bias);
-  const unsigned char *id;
-  GElf_Addr id_addr;
   Elf_Scn *scn = NULL;
   size_t strndx;
-  int n, i;
-  char path[512];
-  if (elf != NULL && elf_getshdrstrndx(elf, &strndx) == 0) {
-    while ((scn = elf_nextscn(elf, scn)) != NULL) {
-      GElf_Shdr shdr;
-      const char *name;
-      if (gelf_getshdr(scn, &shdr) == NULL) continue;
-      name = elf_strptr(elf, strndx, shdr.sh_name);
-      if (name && (strcmp(name, ".debug_line") == 0
-                   || strcmp(name, ".zdebug_line") == 0))
-        return 1;
-    }
+  if (elf == NULL || elf_getshdrstrndx(elf, &strndx) != 0) return 0;
+  while ((scn = elf_nextscn(elf, scn)) != NULL) {
+    GElf_Shdr shdr;
+    const char *name;
+    if (gelf_getshdr(scn, &shdr) == NULL) continue;
+    name = elf_strptr(elf, strndx, shdr.sh_name);
+    if (name && (strcmp(name, ".debug_line") == 0
+                 || strcmp(name, ".zdebug_line") == 0))
+      return 1;
   }
-  n = dwfl_module_build_id(m, &id, &id_addr);
-  if (n < 2) return 0;
-  i = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/", id[0]);
-  for (n--, id++; n > 0 && i < (int)sizeof path - 8; n--, id++)
-    i += snprintf(path + i, sizeof path - (size_t)i, "%02x", *id);
-  snprintf(path + i, sizeof path - (size_t)i, ".debug");
-  return access(path, R_OK) == 0;
+  return 0;
 }
 
 
