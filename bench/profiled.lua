@@ -2,23 +2,19 @@
 -- compares one interpreter with itself (sprof-lua links liblua5.4.so,
 -- which is not the same build as the lua5.4 binary).
 --   lua5.4 bench/profiled.lua INTERVAL CLOCK NATIVE script.lua [args...]
--- NATIVE is "native", "lua", or "off": the same run with the profiler
--- made but never started, the baseline that differs only in sampling. With SPROF_BENCH_INFO set, prints on
+-- NATIVE is "native" or "lua". With SPROF_BENCH_INFO set, prints on
 -- stderr the cost of one signal (a native capture) in microseconds.
 local sprof = require "sprof"
 local interval, clock, native, script = tonumber(arg[1]), arg[2], arg[3], arg[4]
 local args = table.pack(table.unpack(arg, 5))
 local p = sprof.new { interval = interval, clock = clock, native = native == "native" }
-local on = native ~= "off"
 arg = { [0] = script, table.unpack(args, 1, args.n) }
 local chunk = assert(loadfile(script))
-if on then p:start() end
+p:start()
 chunk(table.unpack(args, 1, args.n))
-if on then
-  p:stop()
-  p:write("/dev/null", "text")
-end
-if on and os.getenv("SPROF_BENCH_INFO") then
+p:stop()
+p:write("/dev/null", "text")
+if os.getenv("SPROF_BENCH_INFO") then
   local info = p:info()
   io.stderr:write(string.format("signals %d  us/signal %.2f  hook us/sample %.2f\n",
     info.signals, info.signals > 0 and info.handler_time / info.signals * 1e6 or 0,

@@ -30,6 +30,7 @@ typedef struct NativeRing {
 
 typedef struct NativeNames NativeNames;
 
+void native_prepare_thread (void);
 void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns,
                      int in_lua);
 NativeNames *native_names_new (void);

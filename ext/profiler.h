@@ -71,6 +71,8 @@ typedef struct Profiler {
   atomic_int pending;     /* a sample is due at the next safe point */
   atomic_ullong suspended_ns; /* ticks that found L suspended (yielded) */
   atomic_ullong idle_ns;  /* ticks that found no Lua code running in L */
+  atomic_ullong signal_ns;/* wall clock of the last signal: the sampler
+                             thread's next tick is not needed so soon */
   uint64_t handler_ns;    /* time spent in the signal handler */
   uint64_t signals;       /* signals handled (each a native capture) */
   uint64_t hook_ns;       /* time spent recording samples */

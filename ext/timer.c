@@ -114,6 +114,7 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
       native_capture(P->ring, context, capture_now(P->clock), in_lua);
     atomic_store(&P->pending, 1);
     if (!atomic_load(&P->in_hook)) capture_arm(P);
+    atomic_store(&P->signal_ns, t0);
     P->handler_ns += capture_now(CLOCK_KIND_WALL) - t0;
     P->signals++;
   }
@@ -224,6 +225,12 @@ static void add_ns (struct timespec *ts, uint64_t ns) {
 }
 
 
+/*
+** With native frames on, the CPU timer's signal also takes samples (with
+** their native stacks): each one stands for our next tick, which would
+** only add a sample and the hook's cost. The sample rate stays one per
+** interval.
+*/
 static void *sampler_main (void *arg) {
   Profiler *P = arg;
   uint64_t step = (uint64_t)(P->interval * 1e9 + 0.5);
@@ -231,9 +238,11 @@ static void *sampler_main (void *arg) {
   clock_gettime(CLOCK_MONOTONIC, &next);
   add_ns(&next, step);
   while (atomic_load(&P->sampler_on)) {
+    uint64_t woke;
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
     if (!atomic_load(&P->sampler_on)) break;
-    sampler_arm(P, step);
+    woke = capture_now(CLOCK_KIND_WALL);
+    if (woke - atomic_load(&P->signal_ns) >= step) sampler_arm(P, step);
     add_ns(&next, step);
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec > next.tv_sec

@@ -1,4 +1,5 @@
 -- Time inside C functions: long string.rep, pattern matching, gsub.
+-- pair: 3  (bench/paired.lua: the argument for a run of about 0.15 s)
 local rounds = tonumber(arg[1]) or 20
 local count = 0
 for r = 1, rounds do

@@ -1,4 +1,5 @@
 -- String building: formatting, concatenation and table.concat.
+-- pair: 8  (bench/paired.lua: the argument for a run of about 0.15 s)
 local rounds = tonumber(arg[1]) or 40
 local total = 0
 for r = 1, rounds do
