@@ -107,7 +107,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   atomic_store(&P->arming, 0);
   capture_learn_cnames(P, L);
   threads_start(P, L);
-  if (P->ring) native_prepare_thread();
+  if (P->ring) native_prepare_thread(P->ring);
   err = profile_register(P);
   if (err != 0) threads_stop(P);
   if (err == EBUSY)

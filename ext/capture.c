@@ -357,6 +357,8 @@ static int drain_native (Profiler *P, int nlua) {
     atomic_store(&R->tail, tail + 1);
     drained++;
   }
+  /* code outside the known objects: a module loaded since, or a JIT's */
+  if (atomic_load(&R->code_stale)) native_refresh_code(R);
   return drained;
 }
 

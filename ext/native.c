@@ -21,6 +21,7 @@
 #define UNW_LOCAL_ONLY
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <libunwind.h>
@@ -62,6 +63,15 @@ static int unwind_steps (void *ucontext, uintptr_t *ip, int *truncated) {
 }
 
 
+/* Whether pc is in the code of an object with unwind tables. */
+static int in_known_code (NativeRing *R, uintptr_t pc) {
+  int i, n = atomic_load(&R->ncode);
+  for (i = 0; i < n; i++)
+    if (pc >= R->code[2 * i] && pc < R->code[2 * i + 1]) return 1;
+  return 0;
+}
+
+
 /*
 ** libunwind's fast trace (what unw_backtrace runs) keeps a per-thread
 ** cache of how each address unwinds: once warm, a capture is a few loads
@@ -69,14 +79,23 @@ static int unwind_steps (void *ucontext, uintptr_t *ip, int *truncated) {
 ** with two sigprocmask calls, about 40 system calls a capture. The trace
 ** starts here, so the frames up to the interrupted instruction are ours
 ** and are dropped; it records return addresses less one, which naming
-** treats the same. Where it does not reach the interrupted instruction,
-** the step-by-step unwinder runs from the signal's context.
+** treats the same.
+** The step-by-step unwinder runs instead from the signal's context when
+** the interrupted code has no unwind table (a JIT's page: the fast
+** trace guesses by frame pointer there and, when frame pointers are
+** kept, skips the caller), or when the trace does not reach the
+** interrupted instruction.
 */
-static int unwind_trace (void *ucontext, uintptr_t *ip, int *truncated) {
+static int unwind (NativeRing *R, void *ucontext, uintptr_t *ip,
+                   int *truncated) {
   void *trace[SPROF_NATIVE_DEPTH + HANDLER_FRAMES + 1];
   uintptr_t pc = (uintptr_t)((ucontext_t *)ucontext)->uc_mcontext.gregs[REG_RIP];
-  int total = unw_backtrace(trace, (int)(sizeof trace / sizeof trace[0]));
-  int i, from = -1, n;
+  int total, i, from = -1, n;
+  if (!in_known_code(R, pc)) {
+    atomic_store(&R->code_stale, 1);
+    return unwind_steps(ucontext, ip, truncated);
+  }
+  total = unw_backtrace(trace, (int)(sizeof trace / sizeof trace[0]));
   for (i = 0; i < total && i <= HANDLER_FRAMES; i++)
     if ((uintptr_t)trace[i] == pc) {
       from = i;
@@ -91,14 +110,58 @@ static int unwind_trace (void *ucontext, uintptr_t *ip, int *truncated) {
 }
 
 
+static int count_objects (struct dl_phdr_info *info, size_t size, void *ud) {
+  (void)size;
+  *(unsigned long long *)ud = info->dlpi_adds + info->dlpi_subs;
+  return 1;  /* the counters are the same in every object's entry */
+}
+
+
+static int add_code (struct dl_phdr_info *info, size_t size, void *ud) {
+  NativeRing *R = ud;
+  int i, n = atomic_load(&R->ncode), unwinds = 0;
+  (void)size;
+  for (i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_GNU_EH_FRAME) unwinds = 1;
+  for (i = 0; unwinds && i < info->dlpi_phnum && n < SPROF_CODE_RANGES; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+      R->code[2 * n] = (uintptr_t)(info->dlpi_addr + ph->p_vaddr);
+      R->code[2 * n + 1] = R->code[2 * n] + ph->p_memsz;
+      n++;
+    }
+  }
+  atomic_store(&R->ncode, n);
+  return 0;
+}
+
+
+/*
+** Rewrites the ranges of known code if objects were loaded or unloaded
+** since (a module required after start). Outside the handler: on the
+** profiled thread, which the handler may interrupt meanwhile; it then
+** sees fewer ranges and takes the slow, always right, path.
+*/
+void native_refresh_code (NativeRing *R) {
+  unsigned long long version = 0;
+  atomic_store(&R->code_stale, 0);
+  dl_iterate_phdr(count_objects, &version);
+  if (version == R->code_version && atomic_load(&R->ncode) > 0) return;
+  R->code_version = version;
+  atomic_store(&R->ncode, 0);
+  dl_iterate_phdr(add_code, R);
+}
+
+
 /*
 ** The fast trace makes its per-thread cache on first use, with
 ** pthread_once and pthread_setspecific: that first use must not be in a
 ** signal handler. Called on the profiled thread as it starts.
 */
-void native_prepare_thread (void) {
+void native_prepare_thread (NativeRing *R) {
   void *trace[4];
   unw_backtrace(trace, 4);
+  native_refresh_code(R);
 }
 
 
@@ -116,7 +179,7 @@ void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns,
   tail = atomic_load(&R->tail);
   if (head - tail >= SPROF_NATIVE_SLOTS) return;
   c = &R->slot[head % SPROF_NATIVE_SLOTS];
-  c->n = unwind_trace(ucontext, c->ip, &c->truncated);
+  c->n = unwind(R, ucontext, c->ip, &c->truncated);
   if (c->n == 0) return;
   c->t_ns = t_ns;
   c->in_lua = in_lua;

@@ -20,17 +20,26 @@ typedef struct NativeCapture {
   uintptr_t ip[SPROF_NATIVE_DEPTH];  /* innermost first */
 } NativeCapture;
 
+#define SPROF_CODE_RANGES 256  /* executable segments of loaded objects */
+
 /* Written by the signal handler, read by the hook: one producer, one
 ** consumer, on one OS thread (the handler may interrupt the hook). */
 typedef struct NativeRing {
   NativeCapture slot[SPROF_NATIVE_SLOTS];
   atomic_uint head;     /* next slot the handler fills */
   atomic_uint tail;     /* next slot the hook reads */
+  /* the code of the loaded objects that have unwind tables, as [start,
+     end) pairs, written outside the handler; 0 ranges while rewritten */
+  uintptr_t code[2 * SPROF_CODE_RANGES];
+  atomic_int ncode;
+  unsigned long long code_version;  /* dlopens + dlcloses seen by it */
+  atomic_int code_stale;  /* the handler met code outside the ranges */
 } NativeRing;
 
 typedef struct NativeNames NativeNames;
 
-void native_prepare_thread (void);
+void native_prepare_thread (NativeRing *R);
+void native_refresh_code (NativeRing *R);
 void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns,
                      int in_lua);
 NativeNames *native_names_new (void);
