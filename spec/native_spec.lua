@@ -65,6 +65,29 @@ churn()
     assert.is_true(gc > 0.01 * churn and gc < 0.9 * churn, out)
   end)
 
+  it("gives [gc] the same share with the wall clock as with the CPU clock", function ()
+    -- with the CPU clock every sample is a native capture; with the wall
+    -- clock most samples are not, and take the native view of the last one
+    local code = [[
+local function churn ()
+  local keep = {}
+  for i = 1, 3000000 do
+    keep[i % 1000 + 1] = { i, tostring(i) }
+  end
+end
+churn()
+]]
+    local share = {}
+    for _, clock in ipairs { "wall", "cpu" } do
+      local stacks = profile(code, "--clock " .. clock)
+      share[clock] = time_along(stacks, { "churn", "[gc]" }) / h.time_in(stacks, "churn")
+    end
+    assert.is_true(share.cpu > 0.05, "cpu share " .. share.cpu)
+    assert.is_true(share.wall > 0.6 * share.cpu and share.wall < 1.5 * share.cpu,
+      string.format("[gc]: %.1f%% of churn with the wall clock, %.1f%% with the CPU clock",
+        100 * share.wall, 100 * share.cpu))
+  end)
+
   it("shows the parser as [parser] under load", function ()
     local stacks, out = profile [[
 local chunk = {}
