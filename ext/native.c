@@ -36,6 +36,7 @@
 
 #include "native.h"
 #include "profiler.h"
+#include "symtab.h"
 
 #define UNNAMED_NATIVE "(native)"
 
@@ -199,6 +200,7 @@ typedef struct NativeSym {
 struct NativeNames {
   Dwfl *dwfl;           /* libdw's view of this process's modules */
   Dwfl *dwfl_plain;     /* the same without separate debug files */
+  SymCache symbols[2];  /* their modules' symbols: [0] dwfl, [1] plain */
   NativeSym *syms;      /* sorted by start: found by binary search, since */
   int nsyms, cap;       /* the interrupted address is new almost each time */
   uintptr_t core_base;  /* load address of the object holding Lua's core */
@@ -266,6 +268,7 @@ static Dwfl_Module *module_of (NativeNames *N, uintptr_t ip, int plain,
   Dwfl_Module *m = *dwfl ? dwfl_addrmodule(*dwfl, ip) : NULL;
   if (m == NULL && !fresh[plain]) {
     fresh[plain] = 1;
+    symcache_clear(&N->symbols[plain != 0]);
     if (*dwfl) dwfl_end(*dwfl);
     *dwfl = dwfl_open_self(plain);
     m = *dwfl ? dwfl_addrmodule(*dwfl, ip) : NULL;
@@ -355,7 +358,8 @@ static int has_lines (Dwfl_Module *m) {
 ** them, else "module+0xOFFSET". */
 static void name_frame (NativeNames *N, Frame *f, int *fresh) {
   uintptr_t addr = (uintptr_t)f->addr;
-  Dwfl_Module *m = module_of(N, addr, f->internal || f->host, fresh);
+  int plain = f->internal || f->host;
+  Dwfl_Module *m = module_of(N, addr, plain, fresh);
   const char *sym = NULL, *modname = NULL, *src = NULL;
   char label[256];
   int line = 0;
@@ -365,7 +369,9 @@ static void name_frame (NativeNames *N, Frame *f, int *fresh) {
     GElf_Off offset;
     GElf_Sym elfsym;
     modname = dwfl_module_info(m, NULL, &base, NULL, NULL, NULL, NULL, NULL);
-    sym = dwfl_module_addrinfo(m, addr, &offset, &elfsym, NULL, NULL, NULL);
+    sym = symcache_lookup(&N->symbols[plain], m, addr);
+    if (sym == NULL)  /* libdw's slow scan knows a few more cases */
+      sym = dwfl_module_addrinfo(m, addr, &offset, &elfsym, NULL, NULL, NULL);
     /* file:line costs the module's DWARF: not for frames hidden anyway */
     if (!f->internal && has_lines(m) && (dl = dwfl_module_getsrc(m, addr)))
       src = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
@@ -547,6 +553,8 @@ NativeNames *native_names_new (void) {
 
 void native_names_free (NativeNames *N) {
   if (N == NULL) return;
+  symcache_clear(&N->symbols[0]);
+  symcache_clear(&N->symbols[1]);
   if (N->dwfl) dwfl_end(N->dwfl);
   if (N->dwfl_plain) dwfl_end(N->dwfl_plain);
   free(N->syms);
