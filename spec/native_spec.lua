@@ -67,11 +67,14 @@ churn()
 
   it("gives [gc] the same share with the wall clock as with the CPU clock", function ()
     -- with the CPU clock every sample is a native capture; with the wall
-    -- clock most samples are not, and take the native view of the last one
+    -- clock most samples are not, and take the native view of the last one.
+    -- Both are estimates from about 250 captures a second: the run is long
+    -- and the bounds wide enough for their scatter (a factor of 2 either
+    -- way); before the fix the wall clock gave a sixth of the CPU clock's.
     local code = [[
 local function churn ()
   local keep = {}
-  for i = 1, 3000000 do
+  for i = 1, 6000000 do
     keep[i % 1000 + 1] = { i, tostring(i) }
   end
 end
@@ -83,7 +86,7 @@ churn()
       share[clock] = time_along(stacks, { "churn", "[gc]" }) / h.time_in(stacks, "churn")
     end
     assert.is_true(share.cpu > 0.05, "cpu share " .. share.cpu)
-    assert.is_true(share.wall > 0.6 * share.cpu and share.wall < 1.5 * share.cpu,
+    assert.is_true(share.wall > 0.5 * share.cpu and share.wall < 2 * share.cpu,
       string.format("[gc]: %.1f%% of churn with the wall clock, %.1f%% with the CPU clock",
         100 * share.wall, 100 * share.cpu))
   end)
