@@ -91,6 +91,17 @@ static double unix_time (void) {
 }
 
 
+/* The native views kept for Lua-only samples hold frame numbers of the
+** session: after a reset they would name other frames, or none. Captures
+** still in the ring are of the time before. */
+static void forget_native_views (Profiler *P) {
+  if (P->ring) atomic_store(&P->ring->tail, atomic_load(&P->ring->head));
+  if (P->replay) memset(P->replay, 0, SPROF_REPLAYS * sizeof *P->replay);
+  P->host_root = -1;
+  P->nhost_path = 0;
+}
+
+
 const char *profiler_start (Profiler *P, lua_State *L) {
   int err;
   P->error[0] = '\0';
@@ -123,12 +134,9 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   }
   P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
   P->last_ns = capture_now(P->clock);
-  if (P->ring) atomic_store(&P->ring->tail, atomic_load(&P->ring->head));
+  forget_native_views(P);
   atomic_store(&P->suspended_ns, 0);
   atomic_store(&P->idle_ns, 0);
-  P->host_root = -1;
-  P->nhost_path = 0;
-  if (P->replay) memset(P->replay, 0, SPROF_REPLAYS * sizeof *P->replay);
   P->running = 1;
   err = profile_timer_start(P);
   if (err != 0) {
@@ -186,6 +194,7 @@ const char *profiler_stop (Profiler *P) {
 void profiler_reset (Profiler *P) {
   session_clear(&P->session);
   native_names_reset(P->names);
+  forget_native_views(P);
   P->last_node = 0;
   P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
   if (P->running) {

@@ -68,6 +68,25 @@ describe("sprof (Lua API)", function ()
     assert.are.equal(0, p:info().duration)
   end)
 
+  it("can be reset while it runs, native frames on, and forgets the time before", function ()
+    local function churn ()
+      local keep = {}
+      for i = 1, 1000000 do keep[i % 1000 + 1] = { i, i } end
+    end
+    local function count () local x = work(10000000) return x end
+    for _ = 1, 3 do  -- (the native views kept across a reset crashed 2 runs in 3)
+      local p = sprof.new { native = true }
+      p:start()
+      churn()
+      p:reset()
+      count()
+      p:stop()
+      local text = p:output_text { show_internals = true, host_frames = true, show_all = true }
+      assert.matches("count  spec/api_spec.lua", text, 1, true)
+      assert.is_nil(text:find("churn", 1, true), text)
+    end
+  end)
+
   it("keeps memory to the distinct stacks, not the run length", function ()
     local function run (n, native)
       local p = sprof.new { native = native }
