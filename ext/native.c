@@ -489,7 +489,11 @@ static int index_of (const uintptr_t *starts, int n, uintptr_t start) {
 
 
 /* luaV_execute: in the stack of a C function called through a Lua
-** function, the one frame that a direct call does not have. */
+** function, the frames that a direct call does not have are the VM and,
+** in some builds (Debian's lua5.4 binary), the call helper it called:
+** the outermost of them is the VM. Only the frames inner to where the two
+** stacks meet count: outer ones are whoever created the profiler, Lua
+** code itself when it was sprof.new, with a VM frame of its own. */
 static uintptr_t probe_vm (lua_State *L) {
   uintptr_t direct[SPROF_NATIVE_DEPTH], via_lua[SPROF_NATIVE_DEPTH];
   int nd, nv, i;
@@ -500,9 +504,17 @@ static uintptr_t probe_vm (lua_State *L) {
   lua_pushcfunction(L, probe_capture);
   lua_call(L, 1, 0);
   nv = probe_starts(via_lua);
+  while (nd > 0 && nv > 0 && direct[nd - 1] == via_lua[nv - 1]) {
+    nd--;
+    nv--;
+  }
   for (i = 1; i < nv; i++)
-    if (via_lua[i] != 0 && index_of(direct, nd, via_lua[i]) < 0)
+    if (via_lua[i] != 0 && index_of(direct, nd, via_lua[i]) < 0) {
+      while (i + 1 < nv && via_lua[i + 1] != 0
+             && index_of(direct, nd, via_lua[i + 1]) < 0)
+        i++;
       return via_lua[i];
+    }
   return 0;
 }
 
