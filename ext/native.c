@@ -79,8 +79,9 @@ static int in_known_code (NativeRing *R, uintptr_t pc) {
 ** per frame. The step-by-step unwinder locks its cache around each step
 ** with two sigprocmask calls, about 40 system calls a capture. The trace
 ** starts here, so the frames up to the interrupted instruction are ours
-** and are dropped; it records return addresses less one, which naming
-** treats the same.
+** and are dropped; it records return addresses less one (the fallback it
+** takes inside unw_backtrace, the addresses themselves): naming looks a
+** byte back from either and finds the same function.
 ** The step-by-step unwinder runs instead from the signal's context when
 ** the interrupted code has no unwind table (a JIT's page: the fast
 ** trace guesses by frame pointer there and, when frame pointers are
@@ -89,6 +90,7 @@ static int in_known_code (NativeRing *R, uintptr_t pc) {
 */
 static int unwind (NativeRing *R, void *ucontext, uintptr_t *ip,
                    int *truncated) {
+#if defined(__x86_64__)
   void *trace[SPROF_NATIVE_DEPTH + HANDLER_FRAMES + 1];
   uintptr_t pc = (uintptr_t)((ucontext_t *)ucontext)->uc_mcontext.gregs[REG_RIP];
   int total, i, from = -1, n;
@@ -108,6 +110,10 @@ static int unwind (NativeRing *R, void *ucontext, uintptr_t *ip,
   if (n > SPROF_NATIVE_DEPTH) n = SPROF_NATIVE_DEPTH;
   for (i = 0; i < n; i++) ip[i] = (uintptr_t)trace[from + i];
   return n;
+#else  /* the interrupted instruction's register is named otherwise */
+  (void)R;
+  return unwind_steps(ucontext, ip, truncated);
+#endif
 }
 
 
@@ -139,9 +145,10 @@ static int add_code (struct dl_phdr_info *info, size_t size, void *ud) {
 
 /*
 ** Rewrites the ranges of known code if objects were loaded or unloaded
-** since (a module required after start). Outside the handler: on the
-** profiled thread, which the handler may interrupt meanwhile; it then
-** sees fewer ranges and takes the slow, always right, path.
+** since (a module required after start). Outside the handler: at start,
+** before the handler is installed, and in the hook, when the handler
+** takes no captures; were it to run meanwhile, it would see fewer ranges
+** and take the slow, always right, path.
 */
 void native_refresh_code (NativeRing *R) {
   unsigned long long version = 0;

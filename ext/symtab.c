@@ -54,11 +54,13 @@ static int read_module (ModuleSyms *ms, Dwfl_Module *m) {
   for (i = 1; i < total; i++) {
     GElf_Sym sym;
     GElf_Addr value;
-    const char *name = dwfl_module_getsym_info(m, i, &sym, &value,
-                                               NULL, NULL, NULL);
-    int type = GELF_ST_TYPE(sym.st_info);
+    GElf_Word shndx;
+    const char *name = dwfl_module_getsym_info(m, i, &sym, &value, &shndx,
+                                               NULL, NULL);
     if (name == NULL || name[0] == '\0' || value == 0
-        || (type != STT_FUNC && type != STT_GNU_IFUNC))
+        || shndx == SHN_UNDEF  /* an import: its value is the PLT's */
+        || (GELF_ST_TYPE(sym.st_info) != STT_FUNC
+            && GELF_ST_TYPE(sym.st_info) != STT_GNU_IFUNC))
       continue;
     ms->syms[ms->n].start = (uintptr_t)value;
     ms->syms[ms->n].size = (uintptr_t)sym.st_size;
