@@ -22,3 +22,16 @@ export function launchChromium (profileDir, options = {}) {
     ...options
   });
 }
+
+
+// A new page that records what would show that something went wrong:
+// console errors, uncaught exceptions, dialogs, and every request made.
+export async function watchedPage (context) {
+  const page = await context.newPage();
+  const seen = { errors: [], dialogs: [], requests: [] };
+  page.on('console', m => { if (m.type() === 'error') seen.errors.push(m.text()); });
+  page.on('pageerror', e => seen.errors.push(String(e)));
+  page.on('dialog', d => { seen.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('request', r => seen.requests.push(r.url()));
+  return { page, seen };
+}

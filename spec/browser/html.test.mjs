@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { launchChromium } from './chromium.mjs';
+import { launchChromium, watchedPage } from './chromium.mjs';
 
 const build = resolve(process.env.SPROF_BUILD || 'build');
 const sprofLua = join(build, 'sprof-lua');
@@ -132,12 +132,7 @@ after(async () => {
 
 // Opens a report; records what would show that something went wrong.
 async function open (file, colorScheme = 'light') {
-  const page = await context.newPage();
-  const seen = { errors: [], dialogs: [], requests: [] };
-  page.on('console', m => { if (m.type() === 'error') seen.errors.push(m.text()); });
-  page.on('pageerror', e => seen.errors.push(String(e)));
-  page.on('dialog', d => { seen.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-  page.on('request', r => seen.requests.push(r.url()));
+  const { page, seen } = await watchedPage(context);
   await page.emulateMedia({ colorScheme });
   await page.goto('file://' + file);
   await page.waitForSelector('html[data-ready="true"]', { timeout: 20000 });

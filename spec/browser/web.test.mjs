@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { launchChromium } from './chromium.mjs';
+import { launchChromium, watchedPage } from './chromium.mjs';
 
 const build = resolve(process.env.SPROF_BUILD || 'build');
 const example = resolve('examples/web');
@@ -83,12 +83,7 @@ after(async () => {
 
 // Opens an address; records what would show that something went wrong.
 async function open (url) {
-  const page = await context.newPage();
-  const seen = { errors: [], dialogs: [], requests: [] };
-  page.on('console', m => { if (m.type() === 'error') seen.errors.push(m.text()); });
-  page.on('pageerror', e => seen.errors.push(String(e)));
-  page.on('dialog', d => { seen.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-  page.on('request', r => seen.requests.push(r.url()));
+  const { page, seen } = await watchedPage(context);
   const response = await page.goto(url);
   await page.waitForSelector('html[data-ready="true"]', { timeout: 20000 });
   return { page, seen, response };
