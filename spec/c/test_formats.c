@@ -10,17 +10,7 @@
 #include <string.h>
 
 #include "../../report/report.h"
-
-static int failures;
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
-
-static void check (int ok, const char *what, int line) {
-  if (!ok) {
-    fprintf(stderr, "test_formats.c:%d: check failed: %s\n", line, what);
-    failures++;
-  }
-}
+#include "check.h"
 
 
 /* The numbers of the speedscope file's "weights" array, summed. */
@@ -126,6 +116,5 @@ static void test_hidden_frames (void) {
 int main (void) {
   test_speedscope_weights();
   test_hidden_frames();
-  printf("%s\n", failures ? "FAILED" : "ok");
-  return failures != 0;
+  return report();
 }

@@ -7,17 +7,7 @@
 #include <string.h>
 
 #include "../../report/report.h"
-
-static int failures;
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
-
-static void check (int ok, const char *what, int line) {
-  if (!ok) {
-    fprintf(stderr, "test_session.c:%d: check failed: %s\n", line, what);
-    failures++;
-  }
-}
+#include "check.h"
 
 
 static void test_interning (void) {
@@ -164,6 +154,5 @@ int main (void) {
   test_json_escaping();
   test_library_folding();
   test_json_round_trip();
-  printf("%s\n", failures ? "FAILED" : "ok");
-  return failures != 0;
+  return report();
 }
