@@ -24,6 +24,19 @@ local function profile (code, opts)
   return h.collapsed(r.out), r.out
 end
 
+-- An allocating loop: the collector takes a good share of its time.
+local function churn_code (n)
+  return (([[
+local function churn ()
+  local keep = {}
+  for i = 1, N do
+    keep[i % 1000 + 1] = { i, tostring(i) }
+  end
+end
+churn()
+]]):gsub("N", tostring(n)))
+end
+
 describe("native frames", function ()
   it("put a C module's time in its static functions, in call order", function ()
     local stacks, out = profile [[
@@ -51,15 +64,7 @@ with_callback()
   end)
 
   it("shows the collector as [gc] under the Lua code that allocates", function ()
-    local stacks, out = profile [[
-local function churn ()
-  local keep = {}
-  for i = 1, 3000000 do
-    keep[i % 1000 + 1] = { i, tostring(i) }
-  end
-end
-churn()
-]]
+    local stacks, out = profile(churn_code(3000000))
     local churn = h.time_in(stacks, "churn")
     local gc = time_along(stacks, { "churn", "[gc]" })
     assert.is_true(gc > 0.01 * churn and gc < 0.9 * churn, out)
@@ -71,18 +76,9 @@ churn()
     -- Both are estimates from about 250 captures a second: the run is long
     -- and the bounds wide enough for their scatter (a factor of 2 either
     -- way); before the fix the wall clock gave a sixth of the CPU clock's.
-    local code = [[
-local function churn ()
-  local keep = {}
-  for i = 1, 6000000 do
-    keep[i % 1000 + 1] = { i, tostring(i) }
-  end
-end
-churn()
-]]
     local share = {}
     for _, clock in ipairs { "wall", "cpu" } do
-      local stacks = profile(code, "--clock " .. clock)
+      local stacks = profile(churn_code(6000000), "--clock " .. clock)
       share[clock] = time_along(stacks, { "churn", "[gc]" }) / h.time_in(stacks, "churn")
     end
     assert.is_true(share.cpu > 0.05, "cpu share " .. share.cpu)
