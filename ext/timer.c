@@ -93,14 +93,16 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
   int saved_errno = errno;
   pid_t tid = profile_gettid();
   Profiler *mine[MAX_PROFILERS];
-  int i, n = 0, lua_elsewhere = 0;
+  int runs[MAX_PROFILERS];  /* its state runs Lua code, or its hook */
+  int i, n = 0, nruns = 0;
   for (i = 0; i < MAX_PROFILERS; i++) {
     Profiler *P = atomic_load(&active[i]);
     if (P != NULL && P->tid == tid) mine[n++] = P;
   }
-  for (i = 0; i < n; i++)  /* (a profiler in its hook: its state runs) */
-    if (atomic_load(&mine[i]->in_hook) || profile_lua_running(mine[i]))
-      lua_elsewhere = 1;
+  for (i = 0; i < n; i++) {
+    runs[i] = atomic_load(&mine[i]->in_hook) || profile_lua_running(mine[i]);
+    nruns += runs[i];
+  }
   for (i = 0; i < n; i++) {
     Profiler *P = mine[i];
     uint64_t t0 = capture_now(CLOCK_KIND_WALL);
@@ -108,7 +110,7 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
     uint64_t tick = (uint64_t)(P->interval * 1e9);
     if (lua_status(P->L) == LUA_YIELD)  /* another coroutine's time */
       atomic_fetch_add(&P->suspended_ns, tick);
-    else if (!in_lua && lua_elsewhere)  /* another state's time */
+    else if (!runs[i] && nruns > 0)  /* another state's time */
       atomic_fetch_add(&P->idle_ns, tick);
     else if (!atomic_load(&P->in_hook) && atomic_load(&naming_tid) != tid)
       native_capture(P->ring, context, capture_now(P->clock), in_lua);
