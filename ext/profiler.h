@@ -82,8 +82,10 @@ typedef struct Profiler {
   uint64_t first_wall_ns; /* wall clock when recording first started */
   uint64_t run_cpu_ns;    /* thread CPU clock when this run started */
   /* timer back-ends: a sampler thread (wall) or a POSIX timer (cpu) */
-  pthread_t sampler;      /* wall clock: ticks and signals the thread */
-  atomic_int sampler_on;  /* cleared to stop the sampler thread */
+  pthread_t sampler;      /* wall clock: ticks and arms the thread */
+  pthread_mutex_t sampler_lock; /* guards sampler_on; with sampler_wake */
+  pthread_cond_t sampler_wake;  /* the sampler sleeps on it between ticks */
+  int sampler_on;         /* cleared (and the sampler woken) to stop it */
   uint64_t sampler_cpu_ns;/* CPU time the sampler thread used */
   timer_t timer;          /* cpu clock: fires on the thread's CPU time */
   int timer_made;         /* 'timer' exists */

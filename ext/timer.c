@@ -228,6 +228,22 @@ static void add_ns (struct timespec *ts, uint64_t ns) {
 
 
 /*
+** Sleeps until 'next' or until stopped; returns whether still on. The
+** sleep is a timed wait on a condition, not a nanosleep, so that a stop
+** wakes the sampler at once: with a 2 s interval, joining a thread that
+** sleeps would make every stop wait up to 2 s.
+*/
+static int sampler_sleep (Profiler *P, const struct timespec *next) {
+  int on, err = 0;
+  pthread_mutex_lock(&P->sampler_lock);
+  while ((on = P->sampler_on) && err == 0)  /* 0: woken, maybe spuriously */
+    err = pthread_cond_timedwait(&P->sampler_wake, &P->sampler_lock, next);
+  pthread_mutex_unlock(&P->sampler_lock);
+  return on;
+}
+
+
+/*
 ** With native frames on, the CPU timer's signal also takes samples (with
 ** their native stacks): each one stands for our next tick, which would
 ** only add a sample and the hook's cost. The sample rate stays one per
@@ -239,11 +255,8 @@ static void *sampler_main (void *arg) {
   struct timespec next, now;
   clock_gettime(CLOCK_MONOTONIC, &next);
   add_ns(&next, step);
-  while (atomic_load(&P->sampler_on)) {
-    uint64_t woke;
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-    if (!atomic_load(&P->sampler_on)) break;
-    woke = capture_now(CLOCK_KIND_WALL);
+  while (sampler_sleep(P, &next)) {
+    uint64_t woke = capture_now(CLOCK_KIND_WALL);
     if (woke - atomic_load(&P->signal_ns) >= step) sampler_arm(P, step);
     add_ns(&next, step);
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -257,14 +270,36 @@ static void *sampler_main (void *arg) {
 }
 
 
+/* The condition's clock is the monotonic one, as the ticks' deadlines. */
+static int sampler_init_wait (Profiler *P) {
+  pthread_condattr_t attr;
+  int err = pthread_condattr_init(&attr);
+  if (err == 0) err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  if (err == 0) err = pthread_cond_init(&P->sampler_wake, &attr);
+  pthread_condattr_destroy(&attr);
+  if (err != 0) return err;
+  err = pthread_mutex_init(&P->sampler_lock, NULL);
+  if (err != 0) pthread_cond_destroy(&P->sampler_wake);
+  return err;
+}
+
+
+static void sampler_free_wait (Profiler *P) {
+  pthread_cond_destroy(&P->sampler_wake);
+  pthread_mutex_destroy(&P->sampler_lock);
+}
+
+
 static int sampler_start (Profiler *P) {
   sigset_t all, old;
-  int err;
-  atomic_store(&P->sampler_on, 1);
+  int err = sampler_init_wait(P);
+  if (err != 0) return err;
+  P->sampler_on = 1;
   sigfillset(&all);  /* the sampler thread takes none of the program's signals */
   pthread_sigmask(SIG_SETMASK, &all, &old);
   err = pthread_create(&P->sampler, NULL, sampler_main, P);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err != 0) sampler_free_wait(P);
   return err;
 }
 
@@ -272,12 +307,16 @@ static int sampler_start (Profiler *P) {
 static void sampler_stop (Profiler *P) {
   clockid_t cpu;
   struct timespec ts;
-  atomic_store(&P->sampler_on, 0);
+  pthread_mutex_lock(&P->sampler_lock);
+  P->sampler_on = 0;
+  pthread_cond_signal(&P->sampler_wake);
+  pthread_mutex_unlock(&P->sampler_lock);
   if (pthread_getcpuclockid(P->sampler, &cpu) == 0
       && clock_gettime(cpu, &ts) == 0)
     P->sampler_cpu_ns += (uint64_t)ts.tv_sec * 1000000000u
                          + (uint64_t)ts.tv_nsec;
   pthread_join(P->sampler, NULL);
+  sampler_free_wait(P);
 }
 
 
