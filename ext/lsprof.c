@@ -120,7 +120,8 @@ static int l_running (lua_State *L) {
 
 static RenderOptions render_options (lua_State *L, int t, int color) {
   static const char *const known[] = {"show_all", "color", "threshold",
-                                      "show_internals", "host_frames", NULL};
+                                      "self_threshold", "show_internals",
+                                      "host_frames", NULL};
   RenderOptions o = report_default_options();
   o.color = color;
   if (lua_isnoneornil(L, t)) return o;
@@ -137,6 +138,9 @@ static RenderOptions render_options (lua_State *L, int t, int color) {
   o.threshold = opt_number(L, t, "threshold", o.threshold);
   if (!(o.threshold >= 0 && o.threshold < 1))
     luaL_error(L, "sprof: option 'threshold' must be a share in [0, 1)");
+  o.self_threshold = opt_number(L, t, "self_threshold", o.self_threshold);
+  if (!(o.self_threshold >= 0 && o.self_threshold <= 1))
+    luaL_error(L, "sprof: option 'self_threshold' must be a share in [0, 1]");
   return o;
 }
 

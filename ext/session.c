@@ -1,6 +1,9 @@
 /*
 ** session.c — frame interning and the call tree.
 */
+#define _DEFAULT_SOURCE  /* realpath */
+
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +49,80 @@ int frame_is_library_path (const char *file) {
       || strstr(file, "/lib/lua/") != NULL
       || strstr(file, "/.luarocks/") != NULL
       || (strncmp(file, "/usr/lib/", 9) == 0 && strstr(file, "/lua/") != NULL);
+}
+
+
+/* The file name without its directories and without a ".lua" ending. */
+static const char *base_name (const char *path, size_t *len) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  *len = strlen(base);
+  if (*len > 4 && strcmp(base + *len - 4, ".lua") == 0) *len -= 4;
+  return base;
+}
+
+
+/*
+** The package of a file under a Lua directory: the first name after
+** ".../lua/5.4/", so "ldoc" for both .../lua/5.4/ldoc.lua and
+** .../lua/5.4/ldoc/parse.lua. NULL if the file lies under none.
+*/
+static const char *package_of (const char *file, size_t *len) {
+  const char *p = file;
+  while ((p = strstr(p, "/lua/")) != NULL) {
+    const char *v = p + 5;  /* a version: digits, a dot, digits */
+    p = v;
+    if (!isdigit((unsigned char)*v)) continue;
+    while (isdigit((unsigned char)*v)) v++;
+    if (*v++ != '.' || !isdigit((unsigned char)*v)) continue;
+    while (isdigit((unsigned char)*v)) v++;
+    if (*v++ != '/') continue;
+    *len = strcspn(v, "/");
+    if (v[*len] == '\0' && *len > 4 && strcmp(v + *len - 4, ".lua") == 0)
+      *len -= 4;
+    return *len > 0 ? v : NULL;
+  }
+  return NULL;
+}
+
+
+static int same_name (const char *a, size_t alen, const char *b, size_t blen) {
+  return a != NULL && b != NULL && alen == blen && memcmp(a, b, alen) == 0;
+}
+
+
+/*
+** Whether 'pkg' is a package of the program at 'path': the one it lies
+** in, or, for an installed command (no ".lua" ending), the one named
+** after it ("/usr/bin/ldoc": ldoc and ldoc.*). A script "http.lua" is
+** not taken for the http library's own.
+*/
+static int program_package (const char *path, const char *pkg, size_t len) {
+  size_t n, full;
+  const char *name = package_of(path, &n);
+  if (same_name(name, n, pkg, len)) return 1;
+  name = base_name(path, &n);
+  full = strlen(name);
+  return n == full && same_name(name, n, pkg, len);
+}
+
+
+/*
+** A file under the system Lua directories that is still the program's:
+** the script that was run, and the modules of its own package, which is
+** the package the script lies in or the one named after it, taking the
+** script's path both as given and with symlinks resolved. Only for a
+** program that names an existing file (not "GET /slow").
+*/
+static int is_program_file (const Session *S, const char *file) {
+  const char *pkg;
+  size_t len;
+  if (S->program == NULL || S->program_real == NULL) return 0;
+  if (strcmp(file, S->program) == 0 || strcmp(file, S->program_real) == 0)
+    return 1;
+  pkg = package_of(file, &len);
+  return pkg != NULL && (program_package(S->program, pkg, len)
+                         || program_package(S->program_real, pkg, len));
 }
 
 
@@ -109,7 +186,8 @@ int session_frame (Session *S, FrameKind kind, const char *name,
   f->source_checked = 0;
   f->internal = 0;
   f->host = 0;
-  f->library = kind == FRAME_LUA && frame_is_library_path(file);
+  f->library = kind == FRAME_LUA && frame_is_library_path(file)
+               && !is_program_file(S, file);
   if (!map_put(&S->frame_index, frame_key(kind, name, file, line, addr),
                S->nframes)) {
     free(f->name); free(f->file);
@@ -242,6 +320,7 @@ void session_free (Session *S) {
   free(S->nodes);
   free(S->moments);
   free(S->program);
+  free(S->program_real);
   map_free(&S->frame_index);
   map_free(&S->child_index);
   memset(S, 0, sizeof *S);
@@ -252,20 +331,28 @@ void session_free (Session *S) {
 void session_clear (Session *S) {
   double interval = S->interval;
   ClockKind clock = S->clock;
-  char *program = S->program;
-  S->program = NULL;
+  char *program = S->program, *program_real = S->program_real;
+  S->program = S->program_real = NULL;
   session_free(S);
   if (session_init(S)) {
     S->interval = interval;
     S->clock = clock;
     S->program = program;
+    S->program_real = program_real;
   }
-  else free(program);
+  else {
+    free(program);
+    free(program_real);
+  }
 }
 
 
+/* Names the program. Frames seen from now on that belong to it are not
+** library code (is_program_file). */
 void session_set_program (Session *S, const char *program) {
   char *copy = program ? dupstr(program) : NULL;
   free(S->program);
+  free(S->program_real);
   S->program = copy;
+  S->program_real = copy ? realpath(copy, NULL) : NULL;
 }

@@ -23,7 +23,8 @@ typedef struct Frame {
   char *file;           /* source file or "[C]", never NULL */
   int line;             /* line where the function is defined; 0 if none */
   unsigned char kind;   /* a FrameKind */
-  unsigned char library;/* code from the system Lua directories */
+  unsigned char library;/* code from the system Lua directories that is
+                           not the program's own (session.c) */
   unsigned char source_checked; /* names.c has looked at its source */
   unsigned char internal;  /* the Lua interpreter's own native code */
   unsigned char host;      /* seen only above the Lua root: the host */
@@ -66,6 +67,7 @@ typedef struct Session {
   int moment_skip;      /* samples to skip before keeping the next */
   /* facts about the run */
   char *program;        /* the profiled script or command, or NULL */
+  char *program_real;   /* its file with symlinks resolved, or NULL */
   double start_time;    /* when recording first started (Unix time) */
   uint64_t duration_ns; /* time between start and stop, summed over runs */
   uint64_t cpu_ns;      /* CPU time of the profiled thread over the same */

@@ -44,6 +44,8 @@ static int put_slot (const Session *S, const RenderOptions *o, Buf *out,
   else if (is(name, len, "show-internals"))
     buf_puts(out, boolean(o->show_internals));
   else if (is(name, len, "show-host")) buf_puts(out, boolean(o->show_host));
+  else if (is(name, len, "self-threshold"))
+    buf_printf(out, "%g", o->self_threshold);
   else if (is(name, len, "version")) buf_puts(out, SPROF_VERSION);
   else return 0;
   return 1;

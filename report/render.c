@@ -11,6 +11,7 @@ RenderOptions report_default_options (void) {
   o.show_all = 0;
   o.color = 0;
   o.threshold = 0.01;  /* as pyinstrument: frames under 1% are noise */
+  o.self_threshold = 0.2;  /* as pyinstrument, which shows such frames */
   o.show_internals = 0;
   o.show_host = 0;
   return o;

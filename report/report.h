@@ -12,6 +12,8 @@ typedef struct RenderOptions {
   int show_all;       /* no library grouping, no threshold */
   int color;          /* ANSI colours (text) */
   double threshold;   /* hide frames under this share of the total */
+  double self_threshold; /* a library frame whose own time is at least this
+                            share of the total shows inside its group */
   int show_internals; /* the interpreter's own native frames */
   int show_host;      /* the host's native frames above the Lua root */
 } RenderOptions;
@@ -20,12 +22,15 @@ typedef struct RenderOptions {
 typedef struct ViewNode {
   int frame;                  /* index in the session's frames; -1: root */
   uint64_t total_ns;          /* this frame and everything below it */
-  uint64_t self_ns;           /* this frame (and frames hidden into it) */
-  uint64_t samples;           /* samples in total_ns */
+  uint64_t self_ns;           /* this frame's own time */
+  uint64_t hidden_ns;         /* the own time of the frames hidden into it */
+  uint64_t samples;           /* samples in self_ns and hidden_ns */
   struct ViewNode **children; /* sorted by total_ns, largest first */
   int nchildren, cap;
   int hidden;                 /* library frames folded into this one */
-  const char *hidden_file;    /* one file those frames came from */
+  const char *hidden_file;    /* the file of the one with most own time */
+  uint64_t hidden_file_ns;    /* that frame's own time */
+  int hidden_files;           /* 2: they came from more than that file */
 } ViewNode;
 
 RenderOptions report_default_options (void);

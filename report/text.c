@@ -72,6 +72,22 @@ static void header (TextCtx *t) {
 }
 
 
+/* The group's label: how many frames were hidden into the line, and the
+** time spent in them, which is not the function's own. */
+static void hidden_frames (TextCtx *t, const ViewNode *v) {
+  color(t, DIM);
+  buf_printf(t->out, "  [%d frame%s hidden: %.3f s", v->hidden,
+             v->hidden > 1 ? "s" : "", v->hidden_ns / 1e9);
+  if (v->hidden_file) {
+    const char *base = strrchr(v->hidden_file, '/');
+    buf_printf(t->out, " in %s%s", base ? base + 1 : v->hidden_file,
+               v->hidden_files > 1 ? " and others" : "");
+  }
+  buf_putc(t->out, ']');
+  color(t, RESET);
+}
+
+
 static void line (TextCtx *t, const ViewNode *v) {
   const Frame *f = v->frame >= 0 ? &t->S->frames[v->frame] : NULL;
   double secs = v->total_ns / 1e9;
@@ -101,16 +117,7 @@ static void line (TextCtx *t, const ViewNode *v) {
     buf_puts(out, "  [C]");
     color(t, RESET);
   }
-  if (v->hidden > 0) {
-    color(t, DIM);
-    buf_printf(out, "  [%d frame%s hidden", v->hidden, v->hidden > 1 ? "s" : "");
-    if (v->hidden_file) {
-      const char *base = strrchr(v->hidden_file, '/');
-      buf_printf(out, ": %s", base ? base + 1 : v->hidden_file);
-    }
-    buf_putc(out, ']');
-    color(t, RESET);
-  }
+  if (v->hidden > 0) hidden_frames(t, v);
   buf_putc(out, '\n');
 }
 

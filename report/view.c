@@ -1,10 +1,11 @@
 /*
 ** view.c — processors: from the session's call tree to the tree shown.
 ** Library frames are folded into the library frame the program called
-** (unless show_all), totals are summed, small frames are dropped and
-** children are sorted by time.
+** (unless show_all), except those with a large own time; totals are
+** summed, small frames are dropped and children are sorted by time.
 */
 #include <stdlib.h>
+#include <string.h>
 
 #include "report.h"
 
@@ -49,13 +50,62 @@ static int is_user_code (const Frame *f) {
 }
 
 
+/* Counts f among the frames hidden into v. The file named for them is
+** that of the Lua frame with the most own time, whatever the order the
+** tree was built in (a session read back from JSON has another). */
+static void hide (ViewNode *v, const Node *n, const Frame *f) {
+  v->hidden_ns += n->self_ns;
+  v->samples += n->samples;
+  v->hidden++;
+  if (f->kind != FRAME_LUA) return;
+  if (v->hidden_file == NULL) v->hidden_files = 1;
+  else if (strcmp(v->hidden_file, f->file) != 0) v->hidden_files = 2;
+  if (v->hidden_file == NULL || n->self_ns > v->hidden_file_ns
+      || (n->self_ns == v->hidden_file_ns
+          && strcmp(f->file, v->hidden_file) < 0)) {
+    v->hidden_file = f->file;
+    v->hidden_file_ns = n->self_ns;
+  }
+}
+
+
+typedef struct Folding {
+  const Session *S;
+  const RenderOptions *o;
+  uint64_t hot_ns;  /* own time from which a library frame shows anyway */
+} Folding;
+
+
+/* A node's own time as shown: with that of the interpreter's own frames
+** under it, which fold into it. */
+static uint64_t own_ns (const Folding *F, int node) {
+  const Session *S = F->S;
+  uint64_t ns = S->nodes[node].self_ns;
+  int c;
+  for (c = S->nodes[node].child; c >= 0; c = S->nodes[c].sibling)
+    if (S->frames[S->nodes[c].frame].internal && !F->o->show_internals)
+      ns += own_ns(F, c);
+  return ns;
+}
+
+
+static int is_hot (const Folding *F, int node) {
+  uint64_t ns = own_ns(F, node);
+  return ns > 0 && ns >= F->hot_ns;
+}
+
+
 /*
 ** Adds the children of session node 'node' under v. 'in_library' says v
 ** is library code: then its callees that are not the program's own Lua
-** code are hidden, their time and callees going to v.
+** code are hidden into v (the group), with their callees, unless their
+** own time is at least hot_ns: such a frame shows under v, the frames
+** between them staying hidden. 'hidden' says 'node' itself was hidden.
 */
-static void fold (const Session *S, int node, ViewNode *v, int in_library,
-                  const RenderOptions *o) {
+static void fold (const Folding *F, int node, ViewNode *v, int in_library,
+                  int hidden) {
+  const Session *S = F->S;
+  const RenderOptions *o = F->o;
   int c;
   for (c = S->nodes[node].child; c >= 0; c = S->nodes[c].sibling) {
     const Node *n = &S->nodes[c];
@@ -64,24 +114,22 @@ static void fold (const Session *S, int node, ViewNode *v, int in_library,
         || (f->host && !o->show_host && v->frame < 0)) {
       /* the interpreter's own frames, the host above the root: their time
          and callees go to the frame above */
-      v->self_ns += n->self_ns;
+      if (hidden) v->hidden_ns += n->self_ns;
+      else v->self_ns += n->self_ns;
       v->samples += n->samples;
-      fold(S, c, v, in_library, o);
+      fold(F, c, v, in_library, hidden);
     }
-    else if (!o->show_all && in_library && !is_user_code(f)) {
-      v->self_ns += n->self_ns;
-      v->samples += n->samples;
-      v->hidden++;
-      if (v->hidden_file == NULL && f->kind == FRAME_LUA)
-        v->hidden_file = f->file;
-      fold(S, c, v, 1, o);
+    else if (!o->show_all && in_library && !is_user_code(f)
+             && !is_hot(F, c)) {
+      hide(v, n, f);
+      fold(F, c, v, 1, 1);
     }
     else {
       ViewNode *w = vchild(v, n->frame);
       if (w == NULL) continue;
       w->self_ns += n->self_ns;
       w->samples += n->samples;
-      fold(S, c, w, f->library, o);
+      fold(F, c, w, f->library || (in_library && !is_user_code(f)), 0);
     }
   }
 }
@@ -89,7 +137,7 @@ static void fold (const Session *S, int node, ViewNode *v, int in_library,
 
 static void sum_totals (ViewNode *v) {
   int i;
-  v->total_ns = v->self_ns;
+  v->total_ns = v->self_ns + v->hidden_ns;
   for (i = 0; i < v->nchildren; i++) {
     sum_totals(v->children[i]);
     v->total_ns += v->children[i]->total_ns;
@@ -123,10 +171,17 @@ static void prune_and_sort (ViewNode *v, uint64_t min_ns) {
 
 ViewNode *view_build (const Session *S, const RenderOptions *o) {
   ViewNode *root = vnode_new(-1);
+  Folding F;
+  uint64_t total = 0;
+  int i;
   if (root == NULL) return NULL;
+  for (i = 0; i < S->nnodes; i++) total += S->nodes[i].self_ns;
+  F.S = S;
+  F.o = o;
+  F.hot_ns = (uint64_t)(o->self_threshold * (double)total);
   root->self_ns = S->nodes[0].self_ns;
   root->samples = S->nodes[0].samples;
-  fold(S, 0, root, 0, o);
+  fold(&F, 0, root, 0, 0);
   sum_totals(root);
   prune_and_sort(root, o->show_all ? 0
                        : (uint64_t)(o->threshold * (double)root->total_ns));

@@ -2,10 +2,11 @@
 -- does in a browser is tested in spec/browser/html.test.mjs.
 local h = require "spec.helper"
 local sprof = require "sprof"
+local clock = os.clock  -- (in a spec, a global is looked up by busted's Lua code)
 
-local function work (n)
-  local x = 0
-  for i = 1, n or 1000000 do x = x + i % 7 end
+local function work (secs)  -- busy for secs seconds of CPU (default 0.02)
+  local t0, x = clock(), 0
+  repeat for i = 1, 100000 do x = x + i % 7 end until clock() - t0 >= (secs or 0.02)
   return x
 end
 
@@ -27,13 +28,18 @@ local function count (s, plain)
 end
 
 -- A script whose chunk and function names are markup, and one whose
--- names are not valid UTF-8; both call a busy loop long enough to show.
+-- names are not valid UTF-8; each calls a busy loop long enough to show
+-- (0.03 s of CPU).
 local hostile_script = [[
-local function spin (n) local x = 0 for i = 1, n do x = x + i % 7 end return x end
+local function spin (secs)
+  local t0, x = os.clock(), 0
+  repeat for i = 1, 100000 do x = x + i % 7 end until os.clock() - t0 >= secs
+  return x
+end
 local t = {}
-t["<b>x</b>"] = function () spin(1500000) end
-local chunk = load("local spin = ... spin(1500000)", "=</script><img src=x onerror=alert(1)>")
-local odd = load("local spin = ... spin(1500000)", "=bad\255\254name \u{2028}\u{2029}&")
+t["<b>x</b>"] = function () spin(0.03) end
+local chunk = load("local spin = ... spin(0.03)", "=</script><img src=x onerror=alert(1)>")
+local odd = load("local spin = ... spin(0.03)", "=bad\255\254name \u{2028}\u{2029}&")
 t["<b>x</b>"]()
 chunk(spin)
 odd(spin)
@@ -72,14 +78,14 @@ describe("the HTML report", function ()
   end)
 
   it("p:write(path, 'html') writes the same page", function ()
-    local p = sprof.profile(work, 300000)
+    local p = sprof.profile(work, 0.005)
     local path = h.tmpfile(".html")
     p:write(path, "html")
     assert.are.equal(p:output_html(), h.read(path))
   end)
 
   it("takes the render options (show_all starts with library frames shown)", function ()
-    local p = sprof.profile(work, 300000)
+    local p = sprof.profile(work, 0.005)
     assert.matches('data%-show%-all="false"', p:output_html())
     assert.matches('data%-show%-all="true"', p:output_html { show_all = true })
     assert.matches("unknown option", select(2, pcall(p.output_html, p, { colour = 1 })))
@@ -188,7 +194,8 @@ end)
 
 describe("the session JSON's library flag", function ()
   -- main calls lib (flagged library, though its path is not) which calls
-  -- helper (library too), which calls back into the program's cb
+  -- helper (library too, 10% of own time: under the 20% that would show
+  -- it in the group), which calls back into the program's cb
   local function session (flag)
     local lib = flag and ',"library":true' or ""
     return [[{"format":"sprof-session","version":1,"program":"x.lua",
@@ -198,8 +205,8 @@ describe("the session JSON's library flag", function ()
 {"name":"lib","file":"vendor/lib.lua","line":1,"kind":"lua"]] .. lib .. [[},
 {"name":"helper","file":"vendor/lib.lua","line":9,"kind":"lua"]] .. lib .. [[},
 {"name":"cb","file":"x.lua","line":5,"kind":"lua"}],
-"stacks":[{"frames":[0,1,2],"weight_ns":50000000,"samples":50},
-{"frames":[0,1,2,3],"weight_ns":50000000,"samples":50}]}]]
+"stacks":[{"frames":[0,1,2],"weight_ns":10000000,"samples":10},
+{"frames":[0,1,2,3],"weight_ns":90000000,"samples":90}]}]]
   end
 
   local function render (json, renderer)
@@ -214,7 +221,7 @@ describe("the session JSON's library flag", function ()
 
   it("is read back by --load and groups what it marks", function ()
     local text = render(session(true), "text")
-    assert.matches("lib  vendor/lib%.lua:1  %[1 frame hidden", text)
+    assert.matches("lib  vendor/lib%.lua:1  %[1 frame hidden: 0%.010 s in lib%.lua%]", text)
     assert.is_nil(text:find("helper", 1, true))
     assert.matches("cb  x%.lua:5", text)
     assert.matches('"name":"helper","file":"vendor/lib.lua","line":9,"kind":"lua","library":true',

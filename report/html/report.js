@@ -203,22 +203,55 @@
      every node built so far (measured: a third of the time of buildView). */
   var ZERO = -0;
 
+  function folds (f, v, root) {
+    return (f.internal && !options.showInternals) ||
+           (f.host && !options.showHost && v === root);
+  }
+
+  /* A node's own time as shown: with that of the interpreter's own
+     frames under it, which fold into it. */
+  function ownTime (P, r) {
+    var t = P.self[r];
+    for (var c = P.first[r]; c >= 0; c = P.next[c])
+      if (P.frames[P.frame[c]].internal && !options.showInternals) t += ownTime(P, c);
+    return t;
+  }
+
+  /* The file named for v's hidden frames: that of the Lua frame with the
+     most own time (ties: the first by name), as view.c names it. */
+  function hiddenFrom (v, file, self) {
+    if (v.hiddenFile === null) v.hiddenFiles = 1;
+    else if (v.hiddenFile !== file) v.hiddenFiles = 2;
+    if (v.hiddenFile === null || self > v.hiddenFileTime ||
+        (self === v.hiddenFileTime && file < v.hiddenFile)) {
+      v.hiddenFile = file;
+      v.hiddenFileTime = self;
+    }
+  }
+
   /*
   ** The tree shown, as view.c builds it for the text report: unless
   ** library frames are shown, what a library frame calls that is not the
-  ** program's own code is folded into it ("[N frames hidden]"); the
-  ** interpreter's own native frames, and the host's above the root, go to
-  ** the frame above them unless the report was asked to show them.
+  ** program's own code is hidden into it, the group ("[N frames hidden]"),
+  ** except frames whose own time is at least options.selfThreshold of the
+  ** run: those show under the group. The hidden frames' time is the
+  ** group's (hiddenTime), not the function's self time. The interpreter's
+  ** own native frames, and the host's above the root, go to the frame
+  ** above them unless the report was asked to show them.
   */
   function buildView (P, showLibrary) {
     var nodes = [];
     var rawToView = new Int32Array(P.n);
     var big = new Map();   /* node id -> (frame -> child), for many children */
+    var run = 0;
+    for (var k = 0; k < P.n; k++) run += P.self[k];
+    var hot = options.selfThreshold * run;
     function vnode (frame, parent) {
       var v = {
         id: nodes.length, frame: frame, parent: parent, children: NONE,
-        total: ZERO, self: ZERO, samples: ZERO, hidden: 0,
-        hiddenFile: null, depth: parent ? parent.depth + 1 : 0, shown: 0
+        total: ZERO, self: ZERO, hiddenTime: ZERO, samples: ZERO, hidden: 0,
+        hiddenFile: null, hiddenFileTime: ZERO, hiddenFiles: 0,
+        depth: parent ? parent.depth + 1 : 0, shown: 0
       };
       nodes.push(v);
       return v;
@@ -245,32 +278,36 @@
     var root = vnode(-1, null);
     root.self = P.self[0];
     root.samples = P.samples[0];
-    var todo = [0], into = [root], inLib = [false];
+    /* per node to visit: the view node it goes to, whether that is library
+       code, whether the node itself was hidden */
+    var todo = [0], into = [root], inLib = [false], inHidden = [false];
     while (todo.length) {
-      var r = todo.pop(), v = into.pop(), lib = inLib.pop();
+      var r = todo.pop(), v = into.pop(), lib = inLib.pop(), hid = inHidden.pop();
       for (var c = P.first[r]; c >= 0; c = P.next[c]) {
-        var f = P.frames[P.frame[c]], w;
-        if ((f.internal && !options.showInternals) ||
-            (f.host && !options.showHost && v === root)) {
-          w = v;
-        } else if (!showLibrary && lib && !isUserCode(f)) {
-          w = v;
-          w.hidden++;
-          if (w.hiddenFile === null && f.kind === 'lua') w.hiddenFile = f.file;
+        var f = P.frames[P.frame[c]], w = v, hidden = hid, own;
+        if (folds(f, v, root)) {
+          if (hid) v.hiddenTime += P.self[c]; else v.self += P.self[c];
+        } else if (!showLibrary && lib && !isUserCode(f) &&
+                   !((own = ownTime(P, c)) > 0 && own >= hot)) {
+          hidden = true;
+          v.hidden++;
+          v.hiddenTime += P.self[c];
+          if (f.kind === 'lua') hiddenFrom(v, f.file, P.self[c]);
         } else {
           w = child(v, P.frame[c]);
+          w.self += P.self[c];
+          hidden = false;
         }
-        w.self += P.self[c];
         w.samples += P.samples[c];
         rawToView[c] = w.id;
-        todo.push(c); into.push(w);
-        inLib.push(w === v ? lib : f.library);
+        todo.push(c); into.push(w); inHidden.push(hidden);
+        inLib.push(w === v ? lib : f.library || (lib && !isUserCode(f)));
       }
     }
     /* parents come before their children: sum totals backwards */
     for (var j = nodes.length - 1; j >= 0; j--) {
       var n = nodes[j];
-      n.total += n.self;
+      n.total += n.self + n.hiddenTime;
       if (n.parent) n.parent.total += n.total;
       if (n.children.length > 1) n.children.sort(byTotal);
     }
@@ -281,13 +318,20 @@
 
   /* ------------------------------------------------------------------ state */
 
+  /* A share written by the C side (a comma if the program set a locale). */
+  function shareOf (text, dflt) {
+    var x = parseFloat(String(text).replace(',', '.'));
+    return x >= 0 && x <= 1 ? x : dflt;
+  }
+
   var data, P, V;
   var frames = [];
   var page = document.documentElement.dataset;
   var options = {   /* as the report was rendered (RenderOptions) */
     showAll: page.showAll === 'true',
     showInternals: page.showInternals === 'true',
-    showHost: page.showHost === 'true'
+    showHost: page.showHost === 'true',
+    selfThreshold: shareOf(page.selfThreshold, 0.2)
   };
   var state = {
     view: 'tree',
@@ -386,11 +430,15 @@
     if (outside === null || outside.parent !== V.root) {
       outside = {
         id: -1, frame: -1, parent: V.root, children: NONE, total: V.root.self,
-        self: V.root.self, samples: V.root.samples, hidden: 0, hiddenFile: null,
-        depth: 1, shown: 0
+        self: V.root.self, hiddenTime: 0, samples: V.root.samples, hidden: 0,
+        hiddenFile: null, hiddenFiles: 0, depth: 1, shown: 0
       };
     }
     return outside;
+  }
+
+  function hiddenLabel (v) {
+    return v.hidden + ' frame' + (v.hidden > 1 ? 's' : '') + ' hidden';
   }
 
   function makeRow (v) {
@@ -430,17 +478,21 @@
       name.appendChild(w);
     }
     if (v.hidden > 0) {
-      var pill = el('span', 'hidden-frames',
-                    '[' + v.hidden + ' frame' + (v.hidden > 1 ? 's' : '') + ' hidden]');
+      var pill = el('span', 'hidden-frames', '[' + hiddenLabel(v) + ': ' +
+                    fmtSeconds(v.hiddenTime) + ']');
       pill.title = 'Library code called from here' +
-                   (v.hiddenFile ? ' (' + v.hiddenFile + ')' : '') +
-                   ' is folded into this frame. Click to show library frames.';
+                   (v.hiddenFile ? ' (' + v.hiddenFile + (v.hiddenFiles > 1 ? ' and others' : '') + ')' : '') +
+                   ' is hidden in this group: ' + fmtSeconds(v.hiddenTime) +
+                   ' of its own time, not counted as this function\'s self time.' +
+                   ' Click to show library frames.';
       pill.sprofAction = 'library';
       name.appendChild(pill);
     }
     name.title = (f ? f.name + (loc ? '  ' + loc : '')
                     : 'Samples with no frame to show: the host, outside Lua') +
-                 '\nself ' + fmtSeconds(v.self) + ', ' + fmtCount(v.samples) + ' samples here';
+                 '\nself ' + fmtSeconds(v.self) +
+                 (v.hidden > 0 ? ', hidden frames ' + fmtSeconds(v.hiddenTime) : '') +
+                 ', ' + fmtCount(v.samples) + ' samples here';
     row.appendChild(name);
     rowOf.set(v, row);
     return row;
@@ -830,7 +882,7 @@
     line('samples', fmtCount(v.samples));
     if (f) line('kind', f.kind === 'lua' ? (f.library ? 'Lua (library)' : 'Lua') :
                         f.kind === 'c' ? 'C function' : f.kind);
-    if (v.hidden > 0) line('hidden', v.hidden + ' library frame' + (v.hidden > 1 ? 's' : ''));
+    if (v.hidden > 0) line('hidden', hiddenLabel(v) + ', ' + fmtSeconds(v.hiddenTime));
     tip.hidden = false;
     var x = e.clientX + 14, y = e.clientY + 16;
     var r = tip.getBoundingClientRect();

@@ -13,6 +13,8 @@ const build = resolve(process.env.SPROF_BUILD || 'build');
 const sprofLua = join(build, 'sprof-lua');
 const dir = mkdtempSync(join(tmpdir(), 'sprof-html-'));
 const pages = {};
+// sprof-lua keeps its sessions under XDG_STATE_HOME: here, not in ~
+const env = { ...process.env, XDG_STATE_HOME: dir };
 let context;
 
 
@@ -21,40 +23,43 @@ function profile (name, code, options = []) {
   const out = join(dir, name + '.html');
   writeFileSync(script, code);
   execFileSync(sprofLua, ['-r', 'html', '-o', out, ...options, script],
-               { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+               { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
   return out;
 }
 
-const SPIN = 'local function work (n) local x = 0 for i = 1, n do x = x + i % 7 end return x end\n';
+// work(n): n steps of work; busy(secs): secs seconds of CPU in work
+const SPIN = 'local function work (n) local x = 0 for i = 1, n do x = x + i % 7 end return x end\n'
+  + 'local function busy (secs) local t0 = os.clock() repeat work(100000) until os.clock() - t0 >= secs end\n';
 
 // seven and three do 7 and 3 parts of the same work: 70% and 30% of the
 // CPU time (on a busy machine, wall time also counts the waits for a CPU).
-// The CPU timer ticks every 4 ms: about 4 s of work gives 1,000 samples,
-// so that the share seen is within 5 points of the true one (3 sigma).
+// The CPU timer ticks every 4 ms: 4 s of work gives 1,000 samples, so
+// that the share seen is within 5 points of the true one (3 sigma).
 const SHARES = SPIN + `
 local function seven () for _ = 1, 7 do work(100000) end end
 local function three () for _ = 1, 3 do work(100000) end end
-for _ = 1, 200 do seven() three() end
+local t0 = os.clock()
+repeat seven() three() until os.clock() - t0 >= 4
 `;
 
 const HOSTILE = SPIN + `
 local t = {}
-t["<b>x</b>"] = function () work(2000000) end
-local chunk = load("local work = ... work(2000000)", "=</script><img src=x onerror=alert(1)>")
+t["<b>x</b>"] = function () busy(0.03) end
+local chunk = load("local busy = ... busy(0.03)", "=</script><img src=x onerror=alert(1)>")
 t["<b>x</b>"]()
-chunk(work)
+chunk(busy)
 `;
 
 // names that are not UTF-8: a stray byte, a cut sequence, an overlong
 // '/', a surrogate, and U+2028 / U+2029 that end lines in old JavaScript
 const BAD_UTF8 = SPIN + `
 local t = {}
-t["f\\255\\254"] = function () work(1500000) end
-t["\\226\\130"] = function () work(1500000) end
-local chunk = load("local work = ... work(1500000)", "=bad\\192\\175\\237\\160\\128 \\u{2028}\\u{2029}")
+t["f\\255\\254"] = function () busy(0.03) end
+t["\\226\\130"] = function () busy(0.03) end
+local chunk = load("local busy = ... busy(0.03)", "=bad\\192\\175\\237\\160\\128 \\u{2028}\\u{2029}")
 t["f\\255\\254"]()
 t["\\226\\130"]()
-chunk(work)
+chunk(busy)
 `;
 
 // a library (under share/lua/) that calls C functions and the program back
@@ -62,8 +67,11 @@ const LIBRARY = `
 package.path = ${JSON.stringify(join(dir, 'share/lua/5.4/?.lua'))} .. ";" .. package.path
 local mylib = require "mylib"
 ${SPIN}
-local function callback (s) work(#s * 4) end
-for _ = 1, 3 do mylib.process(callback, 30000) end
+-- the callback does most of the work: no library frame has the 20% of own
+-- time that would show it inside the group
+local function callback (s) work(#s * 30) end
+local t0 = os.clock()
+repeat mylib.process(callback, 30000) until os.clock() - t0 >= 0.4
 `;
 
 const MYLIB = `
@@ -110,12 +118,41 @@ function manySmall () {
   };
   const json = join(dir, 'many.json'), out = join(dir, 'many.html');
   writeFileSync(json, JSON.stringify(session));
-  execFileSync(sprofLua, ['--load', json, '-r', 'html', '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(sprofLua, ['--load', json, '-r', 'html', '-o', out], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  return out;
+}
+
+// A saved session: main calls M.run of a library, which through walk calls
+// step (3% own time), crunch (40%, and string.rep under it) and the
+// program's callback; as the text report shows it in spec/library_spec.lua.
+function hotLibrary () {
+  const lib = '/usr/share/lua/5.4/vendorlib.lua', ms = 1e6;
+  const frames = [
+    { name: 'main', file: 'app.lua', line: 1, kind: 'lua', library: false },
+    { name: 'M.run', file: lib, line: 10, kind: 'lua', library: true },
+    { name: 'walk', file: lib, line: 5, kind: 'lua', library: true },
+    { name: 'step', file: lib, line: 3, kind: 'lua', library: true },
+    { name: 'crunch', file: lib, line: 1, kind: 'lua', library: true },
+    { name: 'callback', file: 'app.lua', line: 5, kind: 'lua', library: false },
+    { name: 'string.rep', file: '[C]', line: 0, kind: 'c' }
+  ];
+  const stacks = [[[0], 200], [[0, 1], 60], [[0, 1, 2], 10], [[0, 1, 2, 3], 30],
+                  [[0, 1, 2, 4], 400], [[0, 1, 2, 4, 6], 50], [[0, 1, 2, 5], 250]]
+    .map(([f, t]) => ({ frames: f, weight_ns: t * ms, samples: t }));
+  const session = {
+    format: 'sprof-session', version: 1, program: 'app.lua', start_time: 1.7e9,
+    interval: 0.001, clock: 'wall', duration_ns: 1000 * ms, cpu_ns: 1000 * ms,
+    samples: 1000, overhead_ns: 0, sampler_ns: 0, frames, stacks
+  };
+  const json = join(dir, 'hot.json'), out = join(dir, 'hot.html');
+  writeFileSync(json, JSON.stringify(session));
+  execFileSync(sprofLua, ['--load', json, '-r', 'html', '-o', out], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   return out;
 }
 
 before(async () => {
   pages.many = manySmall();
+  pages.hot = hotLibrary();
   mkdirSync(join(dir, 'share/lua/5.4'), { recursive: true });
   writeFileSync(join(dir, 'share/lua/5.4/mylib.lua'), MYLIB);
   pages.shares = profile('shares', SHARES, ['--clock', 'cpu']);
@@ -390,7 +427,7 @@ test('library frames are grouped, and a switch shows them', async () => {
   let shown = await rows(page);
   const lib = shown.find(r => r.name === 'M.process');
   assert.ok(lib, JSON.stringify(shown));
-  assert.match(lib.hidden, /^\[\d+ frames? hidden\]$/);
+  assert.match(lib.hidden, /^\[\d+ frames? hidden: [\d.]+ (s|ms|µs)\]$/);
   assert.equal(lib.badge, 'lib');
   assert.ok(shown.some(r => r.name === 'callback'));
   assert.ok(!shown.some(r => r.name === 'table.concat' || r.name === 'inner'));
@@ -406,6 +443,24 @@ test('library frames are grouped, and a switch shows them', async () => {
   assert.equal(concat.where, '[C]');
   await page.click('label.switch');
   await page.waitForSelector('.hidden-frames');
+  clean(seen);
+  await page.close();
+});
+
+test('a library frame with a large own time shows in its group; the group keeps its hidden time', async () => {
+  const { page, seen } = await open(pages.hot);
+  const shown = await rows(page);
+  const self = Object.fromEntries(await page.$$eval('#tree .row:not(.more)', list =>
+    list.map(r => [r.querySelector('.fn').textContent, r.querySelector('.c-self').textContent])));
+  const run = shown.find(r => r.name === 'M.run'), crunch = shown.find(r => r.name === 'crunch');
+  assert.ok(run && crunch, JSON.stringify(shown));
+  assert.equal(run.hidden, '[2 frames hidden: 40.0 ms]');
+  assert.equal(self['M.run'], '60.0 ms');
+  assert.equal(crunch.level, run.level + 1);
+  assert.equal(crunch.hidden, '[1 frame hidden: 50.0 ms]');
+  assert.equal(self.crunch, '400 ms');
+  assert.equal(shown.find(r => r.name === 'callback').level, run.level + 1);
+  assert.ok(!shown.some(r => ['walk', 'step', 'string.rep'].includes(r.name)), JSON.stringify(shown));
   clean(seen);
   await page.close();
 });

@@ -6,8 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "../../report/report.h"
 #include "check.h"
+
+
+/* A new directory under $TMPDIR (or /tmp) for the files a test writes:
+** never the working directory, which may be the source tree. */
+static int temp_dir (char *dir, size_t size) {
+  const char *base = getenv("TMPDIR");
+  if (base == NULL || *base == '\0') base = "/tmp";
+  if ((size_t)snprintf(dir, size, "%s/sprof-test-XXXXXX", base) >= size) return 0;
+  return mkdtemp(dir) != NULL;
+}
 
 
 static void test_interning (void) {
@@ -64,7 +76,7 @@ static void test_json_escaping (void) {
 static void test_library_folding (void) {
   Session S;
   RenderOptions o = report_default_options();
-  ViewNode *v;
+  ViewNode *v, *encode;
   int stack[4];
   CHECK(session_init(&S));
   stack[0] = session_frame(&S, FRAME_LUA, "main", "app.lua", 0, NULL);
@@ -72,15 +84,26 @@ static void test_library_folding (void) {
   stack[2] = session_frame(&S, FRAME_LUA, "walk", "/usr/share/lua/5.4/json.lua", 50, NULL);
   stack[3] = session_frame(&S, FRAME_LUA, "callback", "app.lua", 9, NULL);
   session_add_stack(&S, stack, 4, 5000, 1);
-  session_add_stack(&S, stack, 3, 5000, 1);
+  session_add_stack(&S, stack, 3, 5000, 1);   /* walk's own: 10% of the run */
+  session_add_stack(&S, stack, 2, 1000, 1);   /* encode's own */
+  session_add_stack(&S, stack, 1, 39000, 1);  /* main's own */
   v = view_build(&S, &o);
-  /* main > encode [1 hidden] > callback */
+  /* main > encode [1 hidden] > callback: walk's time is the group's */
+  encode = v->children[0]->children[0];
   CHECK(v->nchildren == 1 && v->children[0]->nchildren == 1);
-  CHECK(v->children[0]->children[0]->hidden == 1);
-  CHECK(v->children[0]->children[0]->nchildren == 1);
-  CHECK(v->children[0]->children[0]->self_ns == 5000);
-  CHECK(v->total_ns == 10000);
+  CHECK(encode->hidden == 1 && encode->nchildren == 1);
+  CHECK(encode->self_ns == 1000 && encode->hidden_ns == 5000);
+  CHECK(encode->total_ns == 11000 && v->total_ns == 50000);
   view_free(v);
+  /* own time over self_threshold: walk shows in the group */
+  o.self_threshold = 0.09;
+  v = view_build(&S, &o);
+  encode = v->children[0]->children[0];
+  CHECK(encode->hidden == 0 && encode->hidden_ns == 0);
+  CHECK(encode->nchildren == 1 && encode->children[0]->frame == stack[2]);
+  CHECK(encode->children[0]->children[0]->frame == stack[3]);
+  view_free(v);
+  o = report_default_options();
   o.show_all = 1;
   v = view_build(&S, &o);
   CHECK(v->children[0]->children[0]->hidden == 0);
@@ -94,8 +117,11 @@ static void test_json_round_trip (void) {
   Session S, T;
   Buf a, b, json;
   int stack[2];
-  char why[200];
+  char why[200], dir[200], path[240], missing[240];
   FILE *f;
+  CHECK(temp_dir(dir, sizeof dir));
+  snprintf(path, sizeof path, "%s/round_trip.json", dir);
+  snprintf(missing, sizeof missing, "%s/missing.json", dir);
   CHECK(session_init(&S) && session_init(&T));
   stack[0] = session_frame(&S, FRAME_LUA, "main", "app.lua", 0, NULL);
   stack[1] = session_frame(&S, FRAME_C, "string.rep", "[C]", 0, (void *)&S);
@@ -104,12 +130,12 @@ static void test_json_round_trip (void) {
   S.duration_ns = 10000000;
   buf_init(&json);
   render_json(&S, &json);
-  f = fopen("round_trip.json", "wb");
+  f = fopen(path, "wb");
   CHECK(f != NULL);
   if (f == NULL) return;
   fwrite(json.data, 1, json.len, f);
   fclose(f);
-  CHECK(report_load_json_file(&T, "round_trip.json", why, sizeof why));
+  CHECK(report_load_json_file(&T, path, why, sizeof why));
   buf_init(&a); buf_init(&b);
   render_collapsed(&S, &a);
   render_collapsed(&T, &b);
@@ -119,10 +145,11 @@ static void test_json_round_trip (void) {
   CHECK(T.nodes[T.moments[1].node].frame == T.nodes[T.moments[0].node].frame
         || T.nodes[T.moments[0].node].parent == T.moments[1].node);
   /* a second load sums */
-  CHECK(report_load_json_file(&T, "round_trip.json", why, sizeof why));
+  CHECK(report_load_json_file(&T, path, why, sizeof why));
   CHECK(T.samples == 20 && T.weight_ns == 20000000);
   CHECK(T.nmoments == 4 && T.moments[2].t_ns == 10000000 + 1000);
-  CHECK(!report_load_json_file(&T, "missing.json", why, sizeof why));
+  CHECK(!report_load_json_file(&T, missing, why, sizeof why));
+  CHECK(remove(path) == 0 && rmdir(dir) == 0);
   buf_free(&a); buf_free(&b); buf_free(&json);
   session_free(&S);
   session_free(&T);
