@@ -1,10 +1,10 @@
 -- The Lua API: require "sprof".
 local h = require "spec.helper"
 local sprof = require "sprof"
-
-local function work (n)
-  local x = 0
-  for i = 1, n or 2000000 do x = x + i % 7 end
+local clock = os.clock  -- (in a spec, a global is looked up by busted's Lua code)
+local function work (secs)  -- busy for secs seconds of CPU (default 0.05)
+  local t0, x = clock(), 0
+  repeat for i = 1, 100000 do x = x + i % 7 end until clock() - t0 >= (secs or 0.05)
   return x
 end
 
@@ -40,7 +40,7 @@ describe("sprof (Lua API)", function ()
   end)
 
   it("sprof.profile returns the profiler and the function's results", function ()
-    local p, a, b = sprof.profile(function (x, y) work(500000) return x + y, "z" end, 1, 2)
+    local p, a, b = sprof.profile(function (x, y) work(0.01) return x + y, "z" end, 1, 2)
     assert.are.equal(3, a)
     assert.are.equal("z", b)
     assert.is_false(p:running())
@@ -48,7 +48,7 @@ describe("sprof (Lua API)", function ()
   end)
 
   it("sprof.profile lets an error through unchanged and stops", function ()
-    local ok, err = pcall(sprof.profile, function () work(100000) error({ code = 42 }) end)
+    local ok, err = pcall(sprof.profile, function () work(0.001) error({ code = 42 }) end)
     assert.is_false(ok)
     assert.are.same({ code = 42 }, err)
     local q = sprof.new():start()  -- nothing is left running
@@ -73,7 +73,7 @@ describe("sprof (Lua API)", function ()
       local keep = {}
       for i = 1, 1000000 do keep[i % 1000 + 1] = { i, i } end
     end
-    local function count () local x = work(10000000) return x end
+    local function count () local x = work(0.1) return x end
     for _ = 1, 3 do  -- (the native views kept across a reset crashed 2 runs in 3)
       local p = sprof.new { native = true }
       p:start()
@@ -88,16 +88,16 @@ describe("sprof (Lua API)", function ()
   end)
 
   it("keeps memory to the distinct stacks, not the run length", function ()
-    local function run (n, native)
+    local function run (secs, native)
       local p = sprof.new { native = native }
-      p:start() work(n) p:stop()
+      p:start() work(secs) p:stop()
       return p:info()
     end
-    local short, long = run(1000000, false), run(5000000, false)
+    local short, long = run(0.02, false), run(0.1, false)
     assert.is_true(long.samples > 2 * short.samples)
     assert.is_true(long.nodes <= short.nodes + 3)
     -- native frames: a longer run meets a few more rare native stacks
-    short, long = run(1000000, true), run(5000000, true)
+    short, long = run(0.02, true), run(0.1, true)
     assert.is_true(long.samples > 2 * short.samples)
     assert.is_true(long.nodes <= 2 * short.nodes + 30)
   end)
@@ -139,7 +139,7 @@ describe("sprof (Lua API)", function ()
     end)
 
     it("an unknown format", function ()
-      local p = sprof.profile(work, 1000)
+      local p = sprof.profile(work, 0)
       assert.matches("unknown format 'xml' %(use text, html, collapsed, json, speedscope or pprof%)", message(p.output, p, "xml"))
       assert.matches("unknown format", message(p.write, p, h.tmpfile(), "xml"))
     end)
@@ -159,6 +159,24 @@ describe("sprof (Lua API)", function ()
     collectgarbage()
     local p = sprof.new():start()  -- the old one was stopped by its finalizer
     p:stop()
+  end)
+
+  it("stops at once whatever the interval (no wait for the sampler's sleep)", function ()
+    -- a 0.1 s run with a 2 s interval: a stop that waited for the sampler
+    -- thread's sleep to end would take the run past 2 s
+    local spin = "local t0 = os.clock() while os.clock() - t0 < 0.1 do end\n"
+    local script = h.script('local p = require("sprof").new{ interval = 2 }:start()\n'
+                            .. spin .. "p:stop()\n")
+    local function timed (cmd)
+      return "s=$(date +%s%N); " .. cmd .. "; echo $? $(( ($(date +%s%N) - s) / 1000000 ))"
+    end
+    for _, cmd in ipairs { "lua5.4 " .. h.quote(script),
+                           h.quote(h.sprof_lua) .. " -i 2 -o /dev/null " .. h.quote(h.script(spin)) } do
+      local r = h.run(timed(cmd))
+      local status, ms = r.out:match("^(%d+) (%d+)")
+      assert.are.equal("0", status, r.err)
+      assert.is_true(tonumber(ms) < 1500, cmd .. " took " .. ms .. " ms")
+    end
   end)
 
   it("prints the report on stdout", function ()

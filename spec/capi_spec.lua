@@ -40,7 +40,11 @@ describe("libsprof", function ()
 
   it("profiles an unmodified program linked with liblua5.4.so through LD_PRELOAD", function ()
     local script = h.script [[
-local function preloaded_hot () local x = 0 for i = 1, 4e6 do x = x + i % 7 end return x end
+local function preloaded_hot ()
+  local t0, x = os.clock(), 0
+  repeat for i = 1, 1e5 do x = x + i % 7 end until os.clock() - t0 >= 0.1
+  return x
+end
 preloaded_hot()
 ]]
     local out = h.tmpfile(".collapsed")
@@ -63,7 +67,11 @@ preloaded_hot()
 
   it("profiles lua5.4 itself through LUA_INIT_5_4 and sprof.auto", function ()
     local code = [[
-local function auto_hot () local x = 0 for i = 1, 4e6 do x = x + i % 7 end return x end
+local function auto_hot ()
+  local t0, x = os.clock(), 0
+  repeat for i = 1, 1e5 do x = x + i % 7 end until os.clock() - t0 >= 0.1
+  return x > 0
+end
 print(auto_hot())
 ]]
     local script = h.script(code)

@@ -4,9 +4,12 @@ local h = require "spec.helper"
 local time_along = h.time_along
 
 -- A script whose function 'hot' runs inside coroutines; it prints the CPU
--- seconds 'hot' measured itself on stderr after the profile.
+-- seconds 'hot' measured itself on stderr after the profile. Each call is
+-- a short slice of work: the scripts call it until ENOUGH seconds of CPU
+-- went into it, however fast the machine.
 local hot = [[
 hot_seconds = 0
+local ENOUGH = 0.3
 local function hot (n)
   local t0, x = os.clock(), 0
   for i = 1, n do x = x + i % 7 end
@@ -37,7 +40,7 @@ describe("coroutines", function ()
       check([[
 local function gen () while true do hot(100000) coroutine.yield() end end
 local co = coroutine.create(gen)
-for _ = 1, 120 do assert(coroutine.resume(co)) end
+while hot_seconds < ENOUGH do assert(coroutine.resume(co)) end
 ]], { "(main chunk)", "coroutine.resume", "gen", "hot" }, "--clock " .. clock)
     end)
   end
@@ -45,7 +48,7 @@ for _ = 1, 120 do assert(coroutine.resume(co)) end
   it("coroutine.wrap", function ()
     check([[
 local step = coroutine.wrap(function () while true do hot(100000) coroutine.yield() end end)
-local function drive () for _ = 1, 120 do step() end end
+local function drive () while hot_seconds < ENOUGH do step() end end
 drive()
 ]], { "drive", "step", "hot" })
   end)
@@ -58,7 +61,7 @@ local function outer ()
   while true do assert(coroutine.resume(co)) coroutine.yield() end
 end
 local co = coroutine.create(outer)
-for _ = 1, 120 do assert(coroutine.resume(co)) end
+while hot_seconds < ENOUGH do assert(coroutine.resume(co)) end
 ]], { "coroutine.resume", "outer", "coroutine.resume", "inner", "hot" })
   end)
 
@@ -71,7 +74,7 @@ assert(resume(co))
 coroutine.resume = nil  -- nothing of sprof may rely on the global
 local sprof = require "sprof"
 local p = sprof.new():start()
-for _ = 1, 120 do assert(resume(co)) end
+while hot_seconds < ENOUGH do assert(resume(co)) end
 p:stop()
 io.stdout:write(p:output("collapsed"))
 ]], { "gen", "hot" }, nil, true)
@@ -83,14 +86,16 @@ io.stdout:write(p:output("collapsed"))
     assert.are.equal(0, r.status, r.err)
     local measured = tonumber(r.err) * 1e6
     local attributed = time_along(h.collapsed(r.out), { "(anonymous)", "hot" })
+    assert.is_true(measured > 2e5, "workload too small: " .. measured)
     assert.is_true(attributed >= 0.9 * measured, measured .. " us measured\n" .. r.out)
   end)
 
   it("survives coroutines that finish, fail, are closed or collected", function ()
     local script = h.script [[
 local function work (n) local x = 0 for i = 1, n do x = x + i end return x end
-local made = 0
-for round = 1, 3000 do
+-- at least 3000 rounds, and at least 0.2 s of CPU
+local made, t0 = 0, os.clock()
+repeat
   local co = coroutine.create(function (kind)
     work(2000)
     coroutine.yield()
@@ -99,23 +104,24 @@ for round = 1, 3000 do
     return "done"
   end)
   made = made + 1
-  local kind = round % 4
+  local kind = made % 4
   assert(coroutine.resume(co, kind))
   if kind == 2 then assert(coroutine.close(co))
   elseif kind == 3 then co = nil
   else coroutine.resume(co) end
-  if round % 100 == 0 then collectgarbage() end
+  if made % 100 == 0 then collectgarbage() end
   local w = coroutine.wrap(function () work(1000) coroutine.yield() end)
   w()
-end
+until made >= 3000 and os.clock() - t0 >= 0.2
 print(made)
 ]]
     local r = h.sprof("-i 0.0002 -r collapsed -o -", script)
     assert.are.equal(0, r.status, r.err)
-    assert.matches("^3000\n", r.out)
+    local made, rest = r.out:match("^(%d+)\n(.*)$")
+    assert.is_true(tonumber(made or 0) >= 3000, r.out)
     -- most of these coroutines live for less than a sample: their time is
     -- found at the resume's return and goes to their main function
-    local stacks = h.collapsed((r.out:gsub("^3000\n", "")))
+    local stacks = h.collapsed(rest)
     assert.is_true(time_along(stacks, { "coroutine.resume", "(anonymous)" }) > 0, r.out)
   end)
 

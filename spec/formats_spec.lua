@@ -5,12 +5,14 @@ local h = require "spec.helper"
 local sprof = require "sprof"
 
 -- seven and three do 7 and 3 parts of the same work, in their own bodies
--- (so the time is their own, not a callee's): 70% and 30%.
+-- (so the time is their own, not a callee's): 70% and 30%, in turns for
+-- 0.3 s of CPU. (seven and three stay on lines 2 and 3.)
 local SHARES = [[
 local N = 250000
 local function seven () local x = 0 for i = 1, 7 * N do x = x + i % 7 end return x end
 local function three () local x = 0 for i = 1, 3 * N do x = x + i % 7 end return x end
-for _ = 1, 6 do seven() three() end
+local t0 = os.clock()
+repeat seven() three() until os.clock() - t0 >= 0.3
 ]]
 
 local sprof_lua = h.quote(h.sprof_lua)
@@ -228,7 +230,8 @@ describe("--load-prev", function ()
     local state = h.tmpfile("-state")
     local quick = h.script("local function quick () for _ = 1, 1e5 do end end quick()")
     for _ = 1, 11 do assert.are.equal(0, run_in(state, quick).status) end
-    local last = h.script("local function the_last_one () for _ = 1, 3e6 do end end the_last_one()")
+    local last = h.script("local function the_last_one () local t0 = os.clock() "
+                          .. "repeat for _ = 1, 1e5 do end until os.clock() - t0 >= 0.05 end the_last_one()")
     local r = run_in(state, last, "-r json -o -")
     assert.are.equal(0, r.status, r.err)
     local names = kept(state .. "/sprof")

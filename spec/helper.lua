@@ -28,9 +28,13 @@ helper.sprof_lua = helper.build .. "/sprof-lua"
 helper.cpath = helper.build .. "/?.so;" .. helper.build .. "/spec/?.so;"
   .. package.cpath
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. sh_quote(tmpdir)))
+-- Everything the specs write goes into one new directory under $TMPDIR,
+-- removed when busted closes its Lua state at exit (the registry outlives
+-- the insulation of each spec file, which drops this module).
+local tmpdir = io.popen('mktemp -d "${TMPDIR:-/tmp}/sprof-spec.XXXXXX"'):read("l")
+assert(tmpdir, "cannot make a temporary directory: check TMPDIR")
+debug.getregistry()["spec.helper " .. tmpdir] = setmetatable({}, {
+  __gc = function () os.execute("rm -rf " .. sh_quote(tmpdir)) end })
 helper.tmpdir = tmpdir
 local counter = 0
 
@@ -48,10 +52,12 @@ function helper.script (code)
   return path
 end
 
--- Runs a shell command; returns { out =, err =, status = }.
+-- Runs a shell command; returns { out =, err =, status = }. sprof-lua
+-- keeps its sessions under XDG_STATE_HOME: in the temporary directory.
 function helper.run (cmd, env)
   local out, err = helper.tmpfile(".out"), helper.tmpfile(".err")
   local prefix = "export LUA_CPATH=" .. sh_quote(helper.cpath) .. "; "
+    .. "export XDG_STATE_HOME=" .. sh_quote(tmpdir .. "/state") .. "; "
   for k, v in pairs(env or {}) do
     prefix = prefix .. "export " .. k .. "=" .. sh_quote(v) .. "; "
   end

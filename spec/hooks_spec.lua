@@ -5,27 +5,33 @@ describe("an existing debug hook", function ()
   it("gets every line event while profiling and is back after stop", function ()
     local script = h.script [[
 local sprof = require "sprof"
-local function work ()
+local function work (n)
   local x = 0
-  for i = 1, 300000 do
+  for i = 1, n do
     x = x + i % 3
   end
   return x
 end
-local function count_lines (profile)
+local function count_lines (n, profile)
   local lines = 0
   local function hook (event) lines = lines + 1 end
   debug.sethook(hook, "l")
   local p = profile and sprof.new():start()
-  work()
+  work(n)
   if p then p:stop() end
   local f, mask, count = debug.gethook()
   debug.sethook()
   assert(f == hook and mask == "l" and count == 0, "hook not restored")
   return lines, p
 end
-local plain = count_lines(false)
-local profiled, p = count_lines(true)
+-- at least 300000 iterations, and enough for 0.05 s of CPU under the hook
+local n, plain = 150000
+repeat
+  n = 2 * n
+  local t0 = os.clock()
+  plain = count_lines(n, false)
+until os.clock() - t0 >= 0.05
+local profiled, p = count_lines(n, true)
 assert(p:info().samples > 5, "too few samples")
 print(plain, profiled)
 ]]

@@ -24,17 +24,21 @@ local function profile (code, opts)
   return h.collapsed(r.out), r.out
 end
 
--- An allocating loop: the collector takes a good share of its time.
-local function churn_code (n)
+-- An allocating loop, busy for 'secs' seconds of CPU: the collector takes
+-- a good share of its time.
+local function churn_code (secs)
   return (([[
 local function churn ()
-  local keep = {}
-  for i = 1, N do
-    keep[i % 1000 + 1] = { i, tostring(i) }
-  end
+  local keep, i, t0 = {}, 0, os.clock()
+  repeat
+    for _ = 1, 1000 do
+      i = i + 1
+      keep[i % 1000 + 1] = { i, tostring(i) }
+    end
+  until os.clock() - t0 >= SECS
 end
 churn()
-]]):gsub("N", tostring(n)))
+]]):gsub("SECS", tostring(secs)))
 end
 
 describe("native frames", function ()
@@ -54,7 +58,10 @@ lua_caller()
     local stacks, out = profile [[
 local crunch = require "crunch"
 local function cb (i) local x = 0 for j = 1, 3000 do x = x + j end return x end
-local function with_callback () crunch.each(60000, cb) end
+local function with_callback ()
+  local t0 = os.clock()
+  repeat crunch.each(1000, cb) until os.clock() - t0 >= 0.5
+end
 with_callback()
 ]]
     local each = h.time_in(stacks, "crunch.each")
@@ -64,7 +71,7 @@ with_callback()
   end)
 
   it("shows the collector as [gc] under the Lua code that allocates", function ()
-    local stacks, out = profile(churn_code(3000000))
+    local stacks, out = profile(churn_code(0.5))
     local churn = h.time_in(stacks, "churn")
     local gc = time_along(stacks, { "churn", "[gc]" })
     assert.is_true(gc > 0.01 * churn and gc < 0.9 * churn, out)
@@ -78,7 +85,7 @@ with_callback()
     -- way); before the fix the wall clock gave a sixth of the CPU clock's.
     local share = {}
     for _, clock in ipairs { "wall", "cpu" } do
-      local stacks = profile(churn_code(6000000), "--clock " .. clock)
+      local stacks = profile(churn_code(2.5), "--clock " .. clock)
       share[clock] = time_along(stacks, { "churn", "[gc]" }) / h.time_in(stacks, "churn")
     end
     assert.is_true(share.cpu > 0.05, "cpu share " .. share.cpu)
@@ -92,9 +99,15 @@ with_callback()
     -- liblua5.4 (sprof-lua's); the profiler is made from Lua code here
     local sprof = require "sprof"
     local p = sprof.new { native = true }
+    local clock, tostring = os.clock, tostring  -- (globals are looked up by busted's Lua code)
     local function churn ()
-      local keep = {}
-      for i = 1, 2000000 do keep[i % 1000 + 1] = { i, tostring(i) } end
+      local keep, i, t0 = {}, 0, clock()
+      repeat
+        for _ = 1, 1000 do
+          i = i + 1
+          keep[i % 1000 + 1] = { i, tostring(i) }
+        end
+      until clock() - t0 >= 0.5
     end
     p:start() churn() p:stop()
     local out = p:output("collapsed")
@@ -121,7 +134,10 @@ local chunk = {}
 chunk[1] = "local t = {}"
 for i = 1, 4000 do chunk[#chunk + 1] = ("t[%d] = { a = %d, b = 'x', c = function () return %d end }"):format(i, i, i) end
 chunk = table.concat(chunk, "\n")
-local function compile () for _ = 1, 12 do assert(load(chunk)) end end
+local function compile ()
+  local t0 = os.clock()
+  repeat assert(load(chunk)) until os.clock() - t0 >= 0.2
+end
 compile()
 ]]
     local compile = h.time_in(stacks, "compile")

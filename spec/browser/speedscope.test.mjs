@@ -19,17 +19,20 @@ const dir = mkdtempSync(join(tmpdir(), 'sprof-speedscope-'));
 const files = {};
 let server, base, browser;  // browser: a persistent context
 
-// seven and three do 7 and 3 parts of the same work, in their own bodies.
+// seven and three do 7 and 3 parts of the same work, in their own bodies
+// (seven on line 3). N steps take 2 ms of CPU or more, so that each call
+// is sampled; they take turns at least 6 times, for 0.3 s or more.
 const SHARES = `
-local N = 250000
+local N = 1000 repeat N = 2 * N local t0, x = os.clock(), 0 for i = 1, N do x = x + i % 7 end until os.clock() - t0 >= 0.002
 local function seven () local x = 0 for i = 1, 7 * N do x = x + i % 7 end return x end
 local function three () local x = 0 for i = 1, 3 * N do x = x + i % 7 end return x end
-for _ = 1, 6 do seven() three() end
+local turns, t0 = 0, os.clock()
+repeat seven() three() turns = turns + 1 until turns >= 6 and os.clock() - t0 >= 0.3
 `;
 
 // names that are markup, quotes or not UTF-8 at all
 const HOSTILE = `
-local function spin () local x = 0 for i = 1, 2000000 do x = x + i end return x end
+local function spin () local t0, x = os.clock(), 0 repeat for i = 1, 1e5 do x = x + i end until os.clock() - t0 >= 0.03 return x end
 local t = {}
 t['<img src=x onerror=alert(1)>"\\\\'] = spin
 t["f\\255\\254"] = spin

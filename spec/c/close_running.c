@@ -13,8 +13,14 @@
 
 #include <sprof.h>
 
+/* busy for 0.05 s of CPU: long enough to be sampled on any machine */
 static const char *work =
-  "local function busy () local x = 0 for i = 1, 3e6 do x = x + i % 7 end return x end busy()";
+  "local function busy ()\n"
+  "  local t0, x = os.clock(), 0\n"
+  "  repeat for i = 1, 1e5 do x = x + i % 7 end until os.clock() - t0 >= 0.05\n"
+  "  return x\n"
+  "end\n"
+  "busy()\n";
 
 
 int main (void) {

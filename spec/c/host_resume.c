@@ -1,8 +1,9 @@
 /*
 ** host_resume.c — a C host that resumes a coroutine with lua_resume
 ** itself, as servers and game engines do, telling sprof with
-** sprof_resuming(). Prints the profile as collapsed stacks on stdout and,
-** on stderr, the CPU seconds the coroutine's hot function measured.
+** sprof_resuming(). Resumes it until its hot function has measured
+** ENOUGH seconds of CPU, however fast the machine; prints the profile as
+** collapsed stacks on stdout and, on stderr, those seconds.
 **   host_resume [--no-hint]
 */
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include <lualib.h>
 
 #include "sprof.h"
+
+#define ENOUGH 0.3
 
 static const char *program =
   "local function hot (n)\n"
@@ -27,13 +30,22 @@ static const char *program =
   "end\n";
 
 
+static double hot_seconds (lua_State *L) {
+  double secs;
+  lua_getglobal(L, "hot_seconds");
+  secs = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return secs;
+}
+
+
 int main (int argc, char **argv) {
   int hint = !(argc > 1 && strcmp(argv[1], "--no-hint") == 0);
   lua_State *L = luaL_newstate(), *co;
   sprof_profiler *P;
   char *text;
   size_t len;
-  int i, nres;
+  int nres;
   luaL_openlibs(L);
   if (luaL_loadstring(L, program) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
     fprintf(stderr, "host_resume: %s\n", lua_tostring(L, -1));
@@ -47,7 +59,7 @@ int main (int argc, char **argv) {
     fprintf(stderr, "host_resume: %s\n", sprof_error(P));
     return 1;
   }
-  for (i = 0; i < 150; i++) {
+  while (hot_seconds(L) < ENOUGH) {
     if (hint) sprof_resuming(co, L);
     if (lua_resume(co, L, 0, &nres) != LUA_YIELD) {
       fprintf(stderr, "host_resume: %s\n", lua_tostring(co, -1));
@@ -59,8 +71,7 @@ int main (int argc, char **argv) {
   text = sprof_render(P, "collapsed", &len);
   fwrite(text, 1, len, stdout);
   free(text);
-  lua_getglobal(L, "hot_seconds");
-  fprintf(stderr, "%.6f\n", lua_tonumber(L, -1));
+  fprintf(stderr, "%.6f\n", hot_seconds(L));
   sprof_free(P);
   lua_close(L);
   return 0;
