@@ -26,8 +26,14 @@ int luaopen_sprof (lua_State *L);
 
 static const char *progname = "sprof-lua";
 
+/* -e, -l or -W, kept in command-line order to run as lua.c runs them */
+typedef struct LuaOption {
+  int option;                 /* 'e', 'l' or 'W' */
+  const char *value;          /* the statement or [g=]module; NULL for -W */
+} LuaOption;
+
 typedef struct Args {
-  const char *renderer;       /* text, html, collapsed, json, ... */
+  const char *renderer;       /* text, html, ...; NULL: from the outfile */
   const char *outfile;        /* NULL: stderr; "-": stdout */
   double interval;
   const char *clock;
@@ -39,31 +45,41 @@ typedef struct Args {
   const char *loads[MAX_LOADS];
   int nloads;
   int load_prev;              /* --load-prev: the latest kept session */
+  LuaOption *lua;             /* lua5.4's -e, -l and -W (argc of room) */
+  int nlua;
+  int has_e;                  /* some -e */
+  int version;                /* -v: print Lua's version first */
+  int no_env;                 /* -E: no LUA_INIT, LUA_PATH, LUA_CPATH */
   int script;                 /* index of the script in argv, or 0 */
+  int from_stdin;             /* the script is read from stdin */
+  int run;                    /* Lua code runs (not --load) */
 } Args;
 
 /* The profiler and state of this run; atexit and signal handlers need them. */
 static Profiler *profiler;
 static lua_State *globalL;
 static Args args;
-static int started;   /* the script began to run: a report is due */
+static int started;   /* Lua code began to run: a report is due */
 static int reported;
 
 
 static void usage (FILE *f) {
   fprintf(f,
-    "usage: %s [options] script.lua [args...]\n"
+    "usage: %s [options] [lua options] [script [args...]]\n"
     "       %s [options] --load session.json [--load ...]\n"
     "       %s [options] --load-prev\n"
-    "Runs a Lua 5.4 script under the sprof sampling profiler and writes a\n"
-    "report of where the time went when it ends.\n\n"
+    "Runs Lua 5.4 code as lua5.4 would run it, under the sprof sampling\n"
+    "profiler, and writes a report of where the time went when it ends.\n\n"
     "options:\n"
-    "  -r, --renderer NAME   text (default), html, collapsed, json,\n"
-    "                        speedscope or pprof\n"
-    "  -o, --outfile FILE    write the report to FILE ('-': stdout);\n"
-    "                        default: stderr, so the script's stdout is untouched\n"
-    "                        (an html report for a terminal goes to a temporary\n"
-    "                        file, whose name is printed)\n"
+    "  -r, --renderer NAME   text, html, collapsed, json, speedscope or pprof;\n"
+    "                        default: from the -o file's extension, else text\n"
+    "  -o, --outfile FILE    write the report to FILE ('-': stdout); default:\n"
+    "                        stderr, so the script's stdout is untouched (an\n"
+    "                        html report for a terminal goes to a temporary\n"
+    "                        file, whose name is printed). FILE's extension\n"
+    "                        picks the renderer: .html .htm, .json,\n"
+    "                        .speedscope.json, .pb.gz .pb .pprof,\n"
+    "                        .collapsed .folded; anything else is text\n"
     "      --open            open the html report in the browser (xdg-open)\n"
     "  -i, --interval SECS   time between samples (default 0.001)\n"
     "      --clock wall|cpu  wall time (default, includes waiting) or CPU time\n"
@@ -75,7 +91,19 @@ static void usage (FILE *f) {
     "      --load-prev       re-render the latest session of this command\n"
     "                        (it keeps the last 10 in $XDG_STATE_HOME/sprof)\n"
     "  -h, --help            this help\n"
-    "      --version         print the version\n",
+    "      --version         print the version\n\n"
+    "lua options, as lua5.4 takes them (mixed freely with the above):\n"
+    "  -e stat               execute string 'stat'\n"
+    "  -l mod                require library 'mod' into global 'mod'\n"
+    "  -l g=mod              require library 'mod' into global 'g'\n"
+    "  -v                    show Lua's version information\n"
+    "  -E                    ignore environment variables (LUA_INIT, LUA_PATH...)\n"
+    "  -W                    turn warnings on\n"
+    "  --                    stop handling options\n"
+    "  -                     stop handling options and execute stdin\n"
+    "The profile covers -e, -l and the script. With no script and no -e, stdin\n"
+    "is run when it is not a terminal. There is no interactive mode: -i is the\n"
+    "interval.\n",
     progname, progname, progname);
 }
 
@@ -99,16 +127,75 @@ static int known_renderer (const char *name) {
 }
 
 
-/* Options end at the script's name (or "--"); the rest is the script's. */
-static int parse_args (int argc, char **argv, Args *a) {
+/* The renderer a report file's name asks for, as pyinstrument does. */
+static const char *renderer_of (const char *path) {
+  static const char *const by_suffix[][2] = {
+    {".html", "html"}, {".htm", "html"},
+    {".speedscope.json", "speedscope"}, {".json", "json"},  /* that order */
+    {".pb.gz", "pprof"}, {".pb", "pprof"}, {".pprof", "pprof"},
+    {".collapsed", "collapsed"}, {".folded", "collapsed"},
+    {NULL, NULL}
+  };
+  size_t len = strlen(path);
   int i;
-  a->renderer = "text";
+  for (i = 0; by_suffix[i][0]; i++) {
+    size_t n = strlen(by_suffix[i][0]);
+    if (len > n && strcmp(path + len - n, by_suffix[i][0]) == 0)
+      return by_suffix[i][1];
+  }
+  return "text";
+}
+
+
+/*
+** lua5.4's own options: -e stat, -l mod (also -estat, -lmod), -v, -E, -W.
+** Returns how many arguments it took (1 or 2), 0 if O is none of them,
+** -1 for bad usage.
+*/
+static int lua_option (Args *a, const char *o, const char *next) {
+  int option = o[1];
+  switch (option) {
+    case 'v': case 'E': case 'W':
+      if (o[2] != '\0') return 0;
+      if (option == 'v') a->version = 1;
+      else if (option == 'E') a->no_env = 1;
+      else {
+        a->lua[a->nlua].option = 'W';
+        a->lua[a->nlua++].value = NULL;
+      }
+      return 1;
+    case 'e': case 'l': {
+      int took = 1;
+      const char *value = o + 2;
+      if (*value == '\0') {  /* the statement or module is the next one */
+        if (next == NULL || next[0] == '-') {
+          bad_usage("'%s' needs an argument", o);
+          return -1;
+        }
+        value = next;
+        took = 2;
+      }
+      if (option == 'e') a->has_e = 1;
+      a->lua[a->nlua].option = option;
+      a->lua[a->nlua++].value = value;
+      return took;
+    }
+    default:
+      return 0;
+  }
+}
+
+
+/* Options end at the script's name, "-" or "--"; the rest is the script's. */
+static int parse_args (int argc, char **argv, Args *a) {
+  int i, dashes = 0;
   a->interval = 0.001;
   a->clock = "wall";
   for (i = 1; i < argc; i++) {
     const char *o = argv[i];
     const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(o, "--") == 0) { i++; break; }
+    int took;
+    if (strcmp(o, "--") == 0) { i++; dashes = 1; break; }
     if (o[0] != '-' || strcmp(o, "-") == 0) break;
     if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
       usage(stdout);
@@ -124,6 +211,14 @@ static int parse_args (int argc, char **argv, Args *a) {
     if (strcmp(o, "--show-internals") == 0) { a->show_internals = 1; continue; }
     if (strcmp(o, "--host-frames") == 0) { a->host_frames = 1; continue; }
     if (strcmp(o, "--load-prev") == 0) { a->load_prev = 1; continue; }
+    took = lua_option(a, o, value);
+    if (took < 0) return 0;
+    if (took > 0) { i += took - 1; continue; }
+    if (strcmp(o, "-r") != 0 && strcmp(o, "--renderer") != 0
+        && strcmp(o, "-o") != 0 && strcmp(o, "--outfile") != 0
+        && strcmp(o, "-i") != 0 && strcmp(o, "--interval") != 0
+        && strcmp(o, "--clock") != 0 && strcmp(o, "--load") != 0)
+      return bad_usage("unknown option '%s'", o);
     if (value == NULL) return bad_usage("option '%s' needs a value", o);
     if (strcmp(o, "-r") == 0 || strcmp(o, "--renderer") == 0) {
       if (!known_renderer(value)) {
@@ -141,27 +236,40 @@ static int parse_args (int argc, char **argv, Args *a) {
       a->interval = strtod(value, &end);
       if (*end != '\0' || end == value || !(a->interval > 0))
         return bad_usage("interval must be a positive number of seconds, "
-                         "not '%s'", value);
+                         "not '%s' (-i is the interval: there is no "
+                         "interactive mode)", value);
     }
     else if (strcmp(o, "--clock") == 0) {
       if (strcmp(value, "wall") != 0 && strcmp(value, "cpu") != 0)
         return bad_usage("unknown clock '%s' (use wall or cpu)", value);
       a->clock = value;
     }
-    else if (strcmp(o, "--load") == 0) {
+    else {  /* --load */
       if (a->nloads == MAX_LOADS - 1) return bad_usage("too many --load%s", "");
       a->loads[a->nloads++] = value;
     }
-    else return bad_usage("unknown option '%s'", o);
     i++;  /* the option's value */
   }
-  a->script = i < argc ? i : 0;
-  if (a->script == 0 && a->nloads == 0 && !a->load_prev)
-    return bad_usage("no script given%s", "");
-  if (a->script != 0 && (a->nloads > 0 || a->load_prev))
-    return bad_usage("give a script or --load, not both%s", "");
+  if (i < argc) {
+    a->script = i;
+    a->from_stdin = !dashes && strcmp(argv[i], "-") == 0;
+  }
+  a->run = a->nloads == 0 && !a->load_prev;
+  if (!a->run && (a->script || a->nlua > 0 || a->version || a->no_env))
+    return bad_usage("--load re-renders a saved session: give it no script "
+                     "and no lua options%s", "");
+  /* as lua5.4: with no script and no -e (or -v), stdin is the script */
+  if (a->run && a->script == 0 && !a->has_e && !a->version) {
+    if (isatty(STDIN_FILENO))
+      return bad_usage("no script given: name a script, give -e stat, or '-' "
+                       "to read stdin (there is no interactive mode)%s", "");
+    a->from_stdin = 1;
+  }
+  if (a->renderer == NULL)
+    a->renderer = a->outfile ? renderer_of(a->outfile) : "text";
   if (a->open && strcmp(a->renderer, "html") != 0)
-    return bad_usage("--open shows an html report: add -r html%s", "");
+    return bad_usage("--open shows an html report: add -r html or "
+                     "-o FILE.html%s", "");
   if (a->open && a->outfile && strcmp(a->outfile, "-") == 0)
     return bad_usage("--open needs the report in a file, not on stdout%s", "");
   if (strcmp(a->renderer, "pprof") == 0
@@ -169,6 +277,26 @@ static int parse_args (int argc, char **argv, Args *a) {
                 : strcmp(a->outfile, "-") == 0 ? STDOUT_FILENO : -1))
     return bad_usage("pprof is gzipped binary: write it to a file with -o%s", "");
   return 1;
+}
+
+
+/* The program's name in the report: the script, or what -e and -l ran. */
+static const char *program_name (char **argv) {
+  static char name[128];
+  size_t len = 0;
+  int i;
+  if (args.from_stdin) return "stdin";
+  if (args.script) return argv[args.script];
+  for (i = 0; i < args.nlua && len < sizeof name; i++) {
+    const LuaOption *o = &args.lua[i];
+    len += (size_t)snprintf(name + len, sizeof name - len, "%s-%c%s%s",
+                            i > 0 ? " " : "", o->option,
+                            o->value ? " " : "", o->value ? o->value : "");
+  }
+  if (len >= sizeof name) strcpy(name + sizeof name - 4, "...");
+  for (len = 0; name[len]; len++)  /* one line in the report's header */
+    if ((unsigned char)name[len] < ' ') name[len] = ' ';
+  return name;
 }
 
 
@@ -284,7 +412,7 @@ static void write_report (void) {
   if (reported || !started) return;
   reported = 1;
   if (profiler_running(profiler)) profiler_stop(profiler);
-  if (args.script) history_save(profiler, progname);  /* for --load-prev */
+  if (args.run) history_save(profiler, progname);  /* for --load-prev */
   to = args.outfile == NULL ? stderr
        : strcmp(args.outfile, "-") == 0 ? stdout : NULL;
   o.show_all = args.show_all;
@@ -372,7 +500,32 @@ static int report_error (lua_State *L, int status) {
 }
 
 
-/* arg: the script at 0, its arguments at 1.., what came before below 0. */
+/* Lua code from the command line starts the profiler when it first runs;
+** the report is due from then on. */
+static int profiled_call (lua_State *L, int narg, int nres) {
+  if (!started) {
+    const char *error = profiler_start(profiler, L);
+    if (error) {
+      lua_pop(L, narg + 1);
+      lua_pushstring(L, error + strlen("sprof: "));
+      return LUA_ERRRUN;
+    }
+    started = 1;
+  }
+  return docall(L, narg, nres);
+}
+
+
+/* A failure ends the run: the report is written first, so that the error
+** is the last thing on stderr, as with lua5.4. */
+static int report_failure (lua_State *L, int status) {
+  if (status != LUA_OK) write_report();
+  return report_error(L, status);
+}
+
+
+/* arg: the script at 0, its arguments at 1.., what came before below 0;
+** with no script, the command itself at 0. */
 static void create_arg_table (lua_State *L, char **argv, int argc, int script) {
   int i;
   lua_createtable(L, argc - script - 1, script + 1);
@@ -384,7 +537,7 @@ static void create_arg_table (lua_State *L, char **argv, int argc, int script) {
 }
 
 
-/* LUA_INIT_5_4 or LUA_INIT, as lua.c reads them */
+/* LUA_INIT_5_4 or LUA_INIT, as lua.c reads them (not profiled) */
 static int run_init (lua_State *L) {
   const char *name = "=LUA_INIT_" LUA_VERSION_MAJOR "_" LUA_VERSION_MINOR;
   const char *init = getenv(name + 1);
@@ -398,6 +551,78 @@ static int run_init (lua_State *L) {
   else status = luaL_loadbuffer(L, init, strlen(init), name);
   if (status == LUA_OK) status = docall(L, 0, 0);
   return report_error(L, status);
+}
+
+
+static int dostring (lua_State *L, const char *s) {
+  int status = luaL_loadbuffer(L, s, strlen(s), "=(command line)");
+  if (status == LUA_OK) status = profiled_call(L, 0, 0);
+  return report_failure(L, status);
+}
+
+
+/*
+** -l [g=]mod: g = require(mod); g is mod when not given, and from Lua
+** 5.4.7 on without the "-version" suffix mark of mod, as lua.c does.
+*/
+static int dolibrary (lua_State *L, const char *spec) {
+  const char *eq = strchr(spec, '=');
+  const char *modname = eq ? eq + 1 : spec;
+  size_t globlen = eq ? (size_t)(eq - spec) : strlen(spec);
+  int status;
+#if defined(LUA_IGMARK)
+  if (eq == NULL && strchr(spec, *LUA_IGMARK))
+    globlen = (size_t)(strchr(spec, *LUA_IGMARK) - spec);
+#endif
+  lua_getglobal(L, "require");
+  lua_pushstring(L, modname);
+  status = profiled_call(L, 1, 1);
+  if (status == LUA_OK) {
+    lua_pushglobaltable(L);
+    lua_pushlstring(L, spec, globlen);
+    lua_rotate(L, -3, -1);  /* _G, g, module */
+    lua_settable(L, -3);
+    lua_pop(L, 1);
+  }
+  return report_failure(L, status);
+}
+
+
+/* -e, -l and -W in command-line order; 0 if some code failed */
+static int run_lua_options (lua_State *L) {
+  int i;
+  for (i = 0; i < args.nlua; i++) {
+    const LuaOption *o = &args.lua[i];
+    if (o->option == 'W') lua_warning(L, "@on", 0);
+    else if ((o->option == 'e' ? dostring(L, o->value)
+                               : dolibrary(L, o->value)) != LUA_OK)
+      return 0;
+  }
+  return 1;
+}
+
+
+/* The script's arguments are arg[1..#arg], as -e code may have left them. */
+static int pushargs (lua_State *L) {
+  int i, n;
+  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+    luaL_error(L, "'arg' is not a table");
+  n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (i = 1; i <= n; i++)
+    lua_rawgeti(L, -i, i);
+  lua_remove(L, -i);
+  return n;
+}
+
+
+static int run_script (lua_State *L, char **argv) {
+  int status = luaL_loadfile(L, args.from_stdin ? NULL : argv[args.script]);
+  if (status == LUA_OK) {
+    int n = args.script ? pushargs(L) : 0;
+    status = profiled_call(L, n, LUA_MULTRET);
+  }
+  return report_failure(L, status);
 }
 
 
@@ -420,14 +645,19 @@ static void watch_state_close (lua_State *L) {
 }
 
 
+/* As lua.c's pmain: LUA_INIT, then -e/-l in order, then the script. */
 static int pmain (lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
-  const char *script = argv[args.script];
-  const char *error;
-  int status, n;
   luaL_checkversion(L);
-  lua_gc(L, LUA_GCGEN, 0, 0);  /* as lua.c: generational mode */
+  if (args.version) {
+    printf("%s\n", LUA_COPYRIGHT);
+    fflush(stdout);
+  }
+  if (args.no_env) {  /* -E: tells the libraries to ignore LUA_PATH... */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_sprof);  /* one engine in the process */
@@ -435,25 +665,12 @@ static int pmain (lua_State *L) {
   lua_pop(L, 1);
   watch_state_close(L);
   create_arg_table(L, argv, argc, args.script);
-  if (run_init(L) != LUA_OK) return 0;
-  if (strcmp(script, "-") == 0) script = NULL;
-  status = luaL_loadfile(L, script);
-  if (status != LUA_OK) {
-    report_error(L, status);
+  lua_gc(L, LUA_GCGEN, 0, 0);  /* as lua.c: generational mode */
+  if (!args.no_env && run_init(L) != LUA_OK) return 0;
+  if (!run_lua_options(L)) return 0;
+  if ((args.script || args.from_stdin) && run_script(L, argv) != LUA_OK)
     return 0;
-  }
-  for (n = args.script + 1; n < argc; n++) lua_pushstring(L, argv[n]);
-  n = argc - args.script - 1;
-  error = profiler_start(profiler, L);
-  if (error) {
-    fprintf(stderr, "%s: %s\n", progname, error);
-    return 0;
-  }
-  started = 1;
-  status = docall(L, n, LUA_MULTRET);
-  profiler_stop(profiler);
   write_report();
-  if (report_error(L, status) != LUA_OK) return 0;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -494,19 +711,24 @@ int main (int argc, char **argv) {
   lua_State *L;
   int status, ok;
   if (argv[0] && argv[0][0]) progname = argv[0];
+  args.lua = malloc((size_t)(argc + 1) * sizeof *args.lua);
+  if (args.lua == NULL) {
+    fprintf(stderr, "%s: not enough memory\n", progname);
+    return EXIT_FAILURE;
+  }
   if (!parse_args(argc, argv, &args)) return 2;
   if (args.outfile && !outfile_writable(args.outfile)) {
     fprintf(stderr, "%s: cannot write the report to '%s': %s\n", progname,
             args.outfile, strerror(errno));
     return 2;
   }
-  if (args.nloads > 0 || args.load_prev) return render_loads();
+  if (!args.run) return render_loads();
   profiler = profiler_new(args.interval, args.clock, !args.no_native, &error);
   if (profiler == NULL) {
     fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
     return 2;
   }
-  profiler_set_program(profiler, argv[args.script]);
+  profiler_set_program(profiler, program_name(argv));
   atexit(write_report);  /* os.exit ends the script without returning here */
   L = luaL_newstate();
   if (L == NULL) {
