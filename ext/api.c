@@ -238,8 +238,10 @@ const char *profiler_write (Profiler *P, const char *path,
                          const RenderOptions *options) {
   const char *error = NULL;
   size_t len;
-  char *text = profiler_render(P, format, options, &len, &error);
+  char *text;
   FILE *f;
+  if (format == NULL) format = report_format_of(path);
+  text = profiler_render(P, format, options, &len, &error);
   if (text == NULL) return error;
   f = fopen(path, "wb");
   if (f == NULL) {

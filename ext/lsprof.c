@@ -203,7 +203,7 @@ static int l_print (lua_State *L) {
 static int l_write (lua_State *L) {
   Profiler *P = check_profiler(L);
   const char *path = luaL_checkstring(L, 2);
-  const char *format = luaL_optstring(L, 3, "text");
+  const char *format = luaL_optstring(L, 3, NULL);  /* NULL: from path */
   RenderOptions o = render_options(L, 4, 0);
   const char *error = profiler_write(P, path, format, &o);
   if (error) return luaL_error(L, "%s", error);

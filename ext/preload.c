@@ -40,17 +40,7 @@ static __thread int inside;  /* our own scratch states are not profiled */
 
 static const char *format_of (const char *path) {
   const char *format = getenv("SPROF_FORMAT");
-  const char *dot = strrchr(path, '.');
-  if (format && *format) return format;
-  if (dot && strcmp(dot, ".html") == 0) return "html";
-  if (dot && strcmp(dot, ".json") == 0)
-    return strstr(path, ".speedscope.json") ? "speedscope" : "json";
-  if (dot && (strcmp(dot, ".collapsed") == 0 || strcmp(dot, ".folded") == 0))
-    return "collapsed";
-  if (dot && (strcmp(dot, ".pb") == 0 || strcmp(dot, ".gz") == 0
-              || strcmp(dot, ".pprof") == 0))
-    return "pprof";
-  return "text";
+  return format && *format ? format : report_format_of(path);
 }
 
 

@@ -43,7 +43,8 @@ SPROF_API sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts);
 SPROF_API int sprof_start (sprof_profiler *p);  /* again after stop: adds to it */
 SPROF_API int sprof_stop (sprof_profiler *p);
 /* format: "text", "html", "collapsed", "json", "speedscope", "pprof" (binary:
-** use the length) */
+** use the length); for sprof_write, NULL takes it from the path's ending
+** (".html", ".json", ".speedscope.json", ".pb.gz", ".collapsed"; else text) */
 SPROF_API int sprof_write (sprof_profiler *p, const char *path, const char *format);
 SPROF_API char *sprof_render (sprof_profiler *p, const char *format, size_t *len);
 SPROF_API const char *sprof_error (const sprof_profiler *p);

@@ -18,6 +18,27 @@ RenderOptions report_default_options (void) {
 }
 
 
+/* The format a file's name asks for, as pyinstrument's -o does: ".html",
+** ".json" (".speedscope.json"), ".pb.gz", ".collapsed"...; else text. */
+const char *report_format_of (const char *path) {
+  static const char *const by_suffix[][2] = {
+    {".html", "html"}, {".htm", "html"},
+    {".speedscope.json", "speedscope"}, {".json", "json"},  /* that order */
+    {".pb.gz", "pprof"}, {".pb", "pprof"}, {".pprof", "pprof"},
+    {".collapsed", "collapsed"}, {".folded", "collapsed"},
+    {NULL, NULL}
+  };
+  size_t len = strlen(path);
+  int i;
+  for (i = 0; by_suffix[i][0]; i++) {
+    size_t n = strlen(by_suffix[i][0]);
+    if (len > n && strcmp(path + len - n, by_suffix[i][0]) == 0)
+      return by_suffix[i][1];
+  }
+  return "text";
+}
+
+
 const char *report_formats (void) {
   return "text, html, collapsed, json, speedscope or pprof";
 }

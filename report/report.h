@@ -37,6 +37,7 @@ RenderOptions report_default_options (void);
 int report_render (const Session *S, const char *format,
                    const RenderOptions *o, Buf *out);
 const char *report_formats (void);
+const char *report_format_of (const char *path);
 
 ViewNode *view_build (const Session *S, const RenderOptions *o);
 void view_free (ViewNode *v);

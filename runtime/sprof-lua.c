@@ -127,26 +127,6 @@ static int known_renderer (const char *name) {
 }
 
 
-/* The renderer a report file's name asks for, as pyinstrument does. */
-static const char *renderer_of (const char *path) {
-  static const char *const by_suffix[][2] = {
-    {".html", "html"}, {".htm", "html"},
-    {".speedscope.json", "speedscope"}, {".json", "json"},  /* that order */
-    {".pb.gz", "pprof"}, {".pb", "pprof"}, {".pprof", "pprof"},
-    {".collapsed", "collapsed"}, {".folded", "collapsed"},
-    {NULL, NULL}
-  };
-  size_t len = strlen(path);
-  int i;
-  for (i = 0; by_suffix[i][0]; i++) {
-    size_t n = strlen(by_suffix[i][0]);
-    if (len > n && strcmp(path + len - n, by_suffix[i][0]) == 0)
-      return by_suffix[i][1];
-  }
-  return "text";
-}
-
-
 /*
 ** lua5.4's own options: -e stat, -l mod (also -estat, -lmod), -v, -E, -W.
 ** Returns how many arguments it took (1 or 2), 0 if O is none of them,
@@ -266,7 +246,7 @@ static int parse_args (int argc, char **argv, Args *a) {
     a->from_stdin = 1;
   }
   if (a->renderer == NULL)
-    a->renderer = a->outfile ? renderer_of(a->outfile) : "text";
+    a->renderer = a->outfile ? report_format_of(a->outfile) : "text";
   if (a->open && strcmp(a->renderer, "html") != 0)
     return bad_usage("--open shows an html report: add -r html or "
                      "-o FILE.html%s", "");

@@ -39,6 +39,25 @@ describe("sprof (Lua API)", function ()
     assert.matches('"format":"sprof%-session","version":1', p:output("json"))
   end)
 
+  it("writes the format a file's name asks for when none is given", function ()
+    local p = sprof.profile(work)
+    for name, format in pairs { ["a.html"] = "html", ["a.htm"] = "html", ["a.json"] = "json",
+                                ["a.speedscope.json"] = "speedscope", ["a.pb.gz"] = "pprof",
+                                ["a.folded"] = "collapsed", ["a.collapsed"] = "collapsed",
+                                ["a.txt"] = "text", ["a"] = "text" } do
+      local path = h.tmpfile(name)
+      p:write(path)
+      local content = h.read(path)
+      if format == "pprof" then  -- gzipped: only its magic is stable
+        assert.are.equal("\31\139", content:sub(1, 2), name)
+      elseif format == "html" or format == "text" then  -- they show the time
+        assert.are.equal(p:output(format):sub(1, 15), content:sub(1, 15), name)
+      else
+        assert.are.equal(p:output(format), content, name)
+      end
+    end
+  end)
+
   it("sprof.profile returns the profiler and the function's results", function ()
     local p, a, b = sprof.profile(function (x, y) work(0.01) return x + y, "z" end, 1, 2)
     assert.are.equal(3, a)

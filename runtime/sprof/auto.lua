@@ -16,15 +16,9 @@ if not output or output == "" then
   return false
 end
 
-local function format_of (path)
-  local format = os.getenv("SPROF_FORMAT")
-  if format and format ~= "" then return format end
-  if path:match("%.speedscope%.json$") then return "speedscope" end
-  local ext = path:match("%.([%w]+)$")
-  local by_ext = { html = "html", json = "json", collapsed = "collapsed",
-                   folded = "collapsed", pb = "pprof", gz = "pprof", pprof = "pprof" }
-  return by_ext[ext] or "text"
-end
+-- without SPROF_FORMAT, write() takes the format from the file's name
+local format = os.getenv("SPROF_FORMAT")
+if format == "" then format = nil end
 
 local profiler = sprof.new {
   interval = tonumber(os.getenv("SPROF_INTERVAL")) or 0.001,
@@ -37,7 +31,7 @@ local function finish ()
   if written then return end
   written = true
   if profiler:running() then profiler:stop() end
-  local ok, err = pcall(profiler.write, profiler, output, format_of(output))
+  local ok, err = pcall(profiler.write, profiler, output, format)
   if not ok then io.stderr:write(tostring(err), "\n") end
 end
 
