@@ -266,6 +266,12 @@ static void *sampler_main (void *arg) {
       add_ns(&next, step);
     }
   }
+  /* its own CPU time, read here: once woken by a stop, the thread may be
+     gone before the stopping thread could read its clock (the join makes
+     the sum visible there) */
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  P->sampler_cpu_ns += (uint64_t)now.tv_sec * 1000000000u
+                       + (uint64_t)now.tv_nsec;
   return NULL;
 }
 
@@ -305,16 +311,10 @@ static int sampler_start (Profiler *P) {
 
 
 static void sampler_stop (Profiler *P) {
-  clockid_t cpu;
-  struct timespec ts;
   pthread_mutex_lock(&P->sampler_lock);
   P->sampler_on = 0;
   pthread_cond_signal(&P->sampler_wake);
   pthread_mutex_unlock(&P->sampler_lock);
-  if (pthread_getcpuclockid(P->sampler, &cpu) == 0
-      && clock_gettime(cpu, &ts) == 0)
-    P->sampler_cpu_ns += (uint64_t)ts.tv_sec * 1000000000u
-                         + (uint64_t)ts.tv_nsec;
   pthread_join(P->sampler, NULL);
   sampler_free_wait(P);
 }

@@ -72,7 +72,8 @@ static void hide (ViewNode *v, const Node *n, const Frame *f) {
 typedef struct Folding {
   const Session *S;
   const RenderOptions *o;
-  uint64_t hot_ns;  /* own time from which a library frame shows anyway */
+  double hot_share_ns;  /* own time from which a library frame shows anyway
+                          (a double, compared as the HTML report's JS does) */
 } Folding;
 
 
@@ -91,7 +92,7 @@ static uint64_t own_ns (const Folding *F, int node) {
 
 static int is_hot (const Folding *F, int node) {
   uint64_t ns = own_ns(F, node);
-  return ns > 0 && ns >= F->hot_ns;
+  return ns > 0 && (double)ns >= F->hot_share_ns;
 }
 
 
@@ -99,7 +100,7 @@ static int is_hot (const Folding *F, int node) {
 ** Adds the children of session node 'node' under v. 'in_library' says v
 ** is library code: then its callees that are not the program's own Lua
 ** code are hidden into v (the group), with their callees, unless their
-** own time is at least hot_ns: such a frame shows under v, the frames
+** own time is at least hot_share_ns: such a frame shows under v, the frames
 ** between them staying hidden. 'hidden' says 'node' itself was hidden.
 */
 static void fold (const Folding *F, int node, ViewNode *v, int in_library,
@@ -178,7 +179,7 @@ ViewNode *view_build (const Session *S, const RenderOptions *o) {
   for (i = 0; i < S->nnodes; i++) total += S->nodes[i].self_ns;
   F.S = S;
   F.o = o;
-  F.hot_ns = (uint64_t)(o->self_threshold * (double)total);
+  F.hot_share_ns = o->self_threshold * (double)total;
   root->self_ns = S->nodes[0].self_ns;
   root->samples = S->nodes[0].samples;
   fold(&F, 0, root, 0, 0);

@@ -198,6 +198,16 @@ describe("sprof (Lua API)", function ()
     end
   end)
 
+  it("counts the sampler thread's CPU time in every run, however short", function ()
+    -- (the overhead in the header includes it; a stop that woke the sampler
+    -- could lose it when the thread ended before its clock was read)
+    for _ = 1, 10 do
+      local p = sprof.profile(work, 0.02)
+      local ns = tonumber(p:output("json"):match('"sampler_ns":(%d+)'))
+      assert.is_true(ns > 0, "sampler_ns " .. ns)
+    end
+  end)
+
   it("prints the report on stdout", function ()
     local script = h.script [[
 local p = require("sprof").new():start()

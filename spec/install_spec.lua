@@ -166,8 +166,8 @@ describe("cmake --install into a temporary prefix", function ()
 
   it("names no fixed prefix nor the build in sprof.pc and the Lua modules", function ()
     local r = h.run(("grep -rl -e %s -e /usr/local %s %s"):format(
-      q(h.build), q(libdir .. "/pkgconfig"), q(prefix .. "/share/lua")))
-    assert.are.equal("", r.out)
+      q(h.build), q(libdir .. "/pkgconfig/sprof.pc"), q(prefix .. "/share/lua/5.4/sprof")))
+    assert.are.equal(1, r.status, r.out .. r.err)  -- 1: read, and nothing found
   end)
 end)
 
@@ -186,6 +186,8 @@ end
 -- A copy of the checkout's files (tracked, and new ones not ignored):
 -- luarocks builds in the source directory.
 local function copy_sources (dest)
+  assert(h.run("git -C " .. q(h.root) .. " rev-parse --git-dir").status == 0,
+         "the LuaRocks specs copy the sources with git: run them in a git checkout")
   run_ok(("mkdir -p %s && cd %s && git ls-files --cached --others --exclude-standard"
           .. " | grep -v '^build\\.luarocks/' | while IFS= read -r f; do"
           .. " [ -e \"$f\" ] && printf '%%s\\n' \"$f\"; done"
