@@ -91,6 +91,17 @@ end
 return M
 `;
 
+// The HTML page of a saved session with the given facts, as --load renders it.
+function renderSession (name, facts) {
+  const session = { format: 'sprof-session', version: 1, start_time: 1.7e9, interval: 0.001,
+                    clock: 'wall', overhead_ns: 0, sampler_ns: 0, ...facts };
+  const json = join(dir, name + '.json'), out = join(dir, name + '.html');
+  writeFileSync(json, JSON.stringify(session));
+  execFileSync(sprofLua, ['--load', json, '-r', 'html', '-o', out], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  return out;
+}
+
+
 // A saved session: main calls one big function and 450 tiny ones; the
 // host (native, above the Lua root) runs main through the interpreter's
 // own frames, and spends time of its own outside Lua.
@@ -111,15 +122,8 @@ function manySmall () {
     frames.push({ name: 'tiny' + i, file: 'app.lua', line: 10 + i, kind: 'lua' });
     stacks.push({ frames: [0, 1, 2, frames.length - 1], weight_ns: 0.2 * ms, samples: 1 });
   }
-  const session = {
-    format: 'sprof-session', version: 1, program: 'host', start_time: 1.7e9,
-    interval: 0.001, clock: 'wall', duration_ns: 990 * ms, cpu_ns: 990 * ms,
-    samples: 1350, overhead_ns: 0, sampler_ns: 0, frames, stacks
-  };
-  const json = join(dir, 'many.json'), out = join(dir, 'many.html');
-  writeFileSync(json, JSON.stringify(session));
-  execFileSync(sprofLua, ['--load', json, '-r', 'html', '-o', out], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  return out;
+  return renderSession('many', { program: 'host', duration_ns: 990 * ms, cpu_ns: 990 * ms,
+                                 samples: 1350, frames, stacks });
 }
 
 // A saved session: main calls M.run of a library, which through walk calls
@@ -139,15 +143,8 @@ function hotLibrary () {
   const stacks = [[[0], 200], [[0, 1], 60], [[0, 1, 2], 10], [[0, 1, 2, 3], 30],
                   [[0, 1, 2, 4], 400], [[0, 1, 2, 4, 6], 50], [[0, 1, 2, 5], 250]]
     .map(([f, t]) => ({ frames: f, weight_ns: t * ms, samples: t }));
-  const session = {
-    format: 'sprof-session', version: 1, program: 'app.lua', start_time: 1.7e9,
-    interval: 0.001, clock: 'wall', duration_ns: 1000 * ms, cpu_ns: 1000 * ms,
-    samples: 1000, overhead_ns: 0, sampler_ns: 0, frames, stacks
-  };
-  const json = join(dir, 'hot.json'), out = join(dir, 'hot.html');
-  writeFileSync(json, JSON.stringify(session));
-  execFileSync(sprofLua, ['--load', json, '-r', 'html', '-o', out], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  return out;
+  return renderSession('hot', { program: 'app.lua', duration_ns: 1000 * ms, cpu_ns: 1000 * ms,
+                                samples: 1000, frames, stacks });
 }
 
 before(async () => {
