@@ -55,7 +55,8 @@ Profiler *profiler_new (double interval, const char *clock, int native,
   if (native) {
     P->ring = calloc(1, sizeof *P->ring);
     P->replay = calloc(SPROF_REPLAYS, sizeof *P->replay);
-    P->names = P->ring && P->replay ? native_names_new() : NULL;
+    P->names = P->ring && P->replay
+               ? native_names_new((uintptr_t)capture_hook) : NULL;
     if (P->names == NULL) {  /* go on without: Lua frames still work */
       free(P->ring);
       free(P->replay);

@@ -491,7 +491,9 @@ void capture_hook (lua_State *L, lua_Debug *ar) {
   }
   threads_disarm(t);
   due = threads_due(t, ar);
-  profiler_leave(P);
+  /* the clock is read before leaving: a signal landing in that read after
+     the leave would capture our own frames for the program's */
   P->hook_ns += capture_now(CLOCK_KIND_WALL) - t0;
+  profiler_leave(P);
   if (due) due(L, ar);  /* last: it may raise an error */
 }

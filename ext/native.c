@@ -214,6 +214,7 @@ struct NativeNames {
   uintptr_t vm_execute; /* luaV_execute, as learnt by the probe */
   uintptr_t gc_entry[2];/* luaC_step and luaC_fullgc */
   uintptr_t load_fn;    /* lua_load: what runs inside it is the parser */
+  uintptr_t own_hook;   /* our hook: what runs inside it is the profiler */
 };
 
 
@@ -561,9 +562,10 @@ static void learn_core (NativeNames *N) {
 }
 
 
-NativeNames *native_names_new (void) {
+NativeNames *native_names_new (uintptr_t own_hook) {
   NativeNames *N = calloc(1, sizeof *N);
   if (N == NULL) return NULL;
+  N->own_hook = own_hook;
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
   learn_core(N);
   return N;
@@ -628,6 +630,18 @@ static int find_start (NativeNames *N, Session *S, const NativeCapture *c,
 
 
 /*
+** A signal that lands as our hook begins or ends, before it has told the
+** handler so (finding its profiler takes a system call), captures the
+** hook's own frames: they are the profiler's, not the program's, so the
+** merge starts at the frame that called the hook.
+*/
+static int skip_own_hook (NativeNames *N, Session *S, const NativeCapture *c) {
+  int i = find_start(N, S, c, 0, N->own_hook);
+  return i < 0 ? 0 : i + 1;
+}
+
+
+/*
 ** Merges a native capture with the Lua frames of the same moment
 ** (lua[], innermost first; cfun[i] is the address of lua[i] if it is a
 ** C function, else NULL). Writes the merged frames, innermost first, to
@@ -637,7 +651,7 @@ static int find_start (NativeNames *N, Session *S, const NativeCapture *c,
 int native_merge (NativeNames *N, Session *S, const NativeCapture *c,
                   const int *lua, const void *const *cfun, int nlua,
                   int *out, int room, int *host_from, int *lua_from) {
-  int n = 0, ni = 0, j;
+  int n = 0, ni = skip_own_hook(N, S, c), j;
   *lua_from = 0;
   *host_from = 0;
   for (j = 0; j < nlua && n < room; j++) {

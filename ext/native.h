@@ -42,7 +42,7 @@ void native_prepare_thread (NativeRing *R);
 void native_refresh_code (NativeRing *R);
 void native_capture (NativeRing *R, void *ucontext, uint64_t t_ns,
                      int in_lua);
-NativeNames *native_names_new (void);
+NativeNames *native_names_new (uintptr_t own_hook);
 void native_names_free (NativeNames *N);
 void native_names_reset (NativeNames *N);
 void native_name_frames (NativeNames *N, Session *S);
