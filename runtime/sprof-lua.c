@@ -26,12 +26,6 @@ int luaopen_sprof (lua_State *L);
 
 static const char *progname = "sprof-lua";
 
-/* -e, -l or -W, kept in command-line order to run as lua.c runs them */
-typedef struct LuaOption {
-  int option;                 /* 'e', 'l' or 'W' */
-  const char *value;          /* the statement or [g=]module; NULL for -W */
-} LuaOption;
-
 typedef struct Args {
   const char *renderer;       /* text, html, ...; NULL: from the outfile */
   const char *outfile;        /* NULL: stderr; "-": stdout */
@@ -45,11 +39,11 @@ typedef struct Args {
   const char *loads[MAX_LOADS];
   int nloads;
   int load_prev;              /* --load-prev: the latest kept session */
-  LuaOption *lua;             /* lua5.4's -e, -l and -W (argc of room) */
-  int nlua;
+  int nlua;                   /* how many -e, -l and -W */
   int has_e;                  /* some -e */
   int version;                /* -v: print Lua's version first */
   int no_env;                 /* -E: no LUA_INIT, LUA_PATH, LUA_CPATH */
+  int options_end;            /* index in argv where the options end */
   int script;                 /* index of the script in argv, or 0 */
   int from_stdin;             /* the script is read from stdin */
   int run;                    /* Lua code runs (not --load) */
@@ -127,6 +121,77 @@ static int known_renderer (const char *name) {
 }
 
 
+static int set_renderer (Args *a, const char *value) {
+  if (!known_renderer(value)) {
+    char why[256];
+    snprintf(why, sizeof why, "unknown renderer '%%s' (use %s)",
+             report_formats());
+    return bad_usage(why, value);
+  }
+  a->renderer = value;
+  return 1;
+}
+
+
+static int set_outfile (Args *a, const char *value) {
+  a->outfile = value;
+  return 1;
+}
+
+
+static int set_interval (Args *a, const char *value) {
+  char *end;
+  a->interval = strtod(value, &end);
+  if (*end != '\0' || end == value || !(a->interval > 0))
+    return bad_usage("interval must be a positive number of seconds, "
+                     "not '%s' (-i is the interval: there is no "
+                     "interactive mode)", value);
+  return 1;
+}
+
+
+static int set_clock (Args *a, const char *value) {
+  if (strcmp(value, "wall") != 0 && strcmp(value, "cpu") != 0)
+    return bad_usage("unknown clock '%s' (use wall or cpu)", value);
+  a->clock = value;
+  return 1;
+}
+
+
+static int add_load (Args *a, const char *value) {
+  if (a->nloads == MAX_LOADS - 1) return bad_usage("too many --load%s", "");
+  a->loads[a->nloads++] = value;
+  return 1;
+}
+
+
+/* Our options that take a value (the next argument, whatever it is) */
+typedef struct ValueOption {
+  const char *short_name;     /* NULL: long name only */
+  const char *long_name;
+  int (*set) (Args *a, const char *value);  /* 0 for bad usage */
+} ValueOption;
+
+static const ValueOption value_options[] = {
+  {"-r", "--renderer", set_renderer},
+  {"-o", "--outfile", set_outfile},
+  {"-i", "--interval", set_interval},
+  {NULL, "--clock", set_clock},
+  {NULL, "--load", add_load},
+  {NULL, NULL, NULL}
+};
+
+
+static const ValueOption *value_option (const char *o) {
+  const ValueOption *v;
+  for (v = value_options; v->long_name; v++)
+    if ((v->short_name && strcmp(o, v->short_name) == 0)
+        || strcmp(o, v->long_name) == 0)
+      return v;
+  return NULL;
+}
+
+
 /*
 ** lua5.4's own options: -e stat, -l mod (also -estat, -lmod), -v, -E, -W.
 ** Returns how many arguments it took (1 or 2), 0 if O is none of them,
@@ -139,10 +204,7 @@ static int lua_option (Args *a, const char *o, const char *next) {
       if (o[2] != '\0') return 0;
       if (option == 'v') a->version = 1;
       else if (option == 'E') a->no_env = 1;
-      else {
-        a->lua[a->nlua].option = 'W';
-        a->lua[a->nlua++].value = NULL;
-      }
+      else a->nlua++;
       return 1;
     case 'e': case 'l': {
       int took = 1;
@@ -156,8 +218,7 @@ static int lua_option (Args *a, const char *o, const char *next) {
         took = 2;
       }
       if (option == 'e') a->has_e = 1;
-      a->lua[a->nlua].option = option;
-      a->lua[a->nlua++].value = value;
+      a->nlua++;
       return took;
     }
     default:
@@ -174,8 +235,9 @@ static int parse_args (int argc, char **argv, Args *a) {
   for (i = 1; i < argc; i++) {
     const char *o = argv[i];
     const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+    const ValueOption *v;
     int took;
-    if (strcmp(o, "--") == 0) { i++; dashes = 1; break; }
+    if (strcmp(o, "--") == 0) { dashes = 1; break; }
     if (o[0] != '-' || strcmp(o, "-") == 0) break;
     if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
       usage(stdout);
@@ -194,42 +256,14 @@ static int parse_args (int argc, char **argv, Args *a) {
     took = lua_option(a, o, value);
     if (took < 0) return 0;
     if (took > 0) { i += took - 1; continue; }
-    if (strcmp(o, "-r") != 0 && strcmp(o, "--renderer") != 0
-        && strcmp(o, "-o") != 0 && strcmp(o, "--outfile") != 0
-        && strcmp(o, "-i") != 0 && strcmp(o, "--interval") != 0
-        && strcmp(o, "--clock") != 0 && strcmp(o, "--load") != 0)
-      return bad_usage("unknown option '%s'", o);
+    v = value_option(o);
+    if (v == NULL) return bad_usage("unknown option '%s'", o);
     if (value == NULL) return bad_usage("option '%s' needs a value", o);
-    if (strcmp(o, "-r") == 0 || strcmp(o, "--renderer") == 0) {
-      if (!known_renderer(value)) {
-        char why[256];
-        snprintf(why, sizeof why, "unknown renderer '%%s' (use %s)",
-                 report_formats());
-        return bad_usage(why, value);
-      }
-      a->renderer = value;
-    }
-    else if (strcmp(o, "-o") == 0 || strcmp(o, "--outfile") == 0)
-      a->outfile = value;
-    else if (strcmp(o, "-i") == 0 || strcmp(o, "--interval") == 0) {
-      char *end;
-      a->interval = strtod(value, &end);
-      if (*end != '\0' || end == value || !(a->interval > 0))
-        return bad_usage("interval must be a positive number of seconds, "
-                         "not '%s' (-i is the interval: there is no "
-                         "interactive mode)", value);
-    }
-    else if (strcmp(o, "--clock") == 0) {
-      if (strcmp(value, "wall") != 0 && strcmp(value, "cpu") != 0)
-        return bad_usage("unknown clock '%s' (use wall or cpu)", value);
-      a->clock = value;
-    }
-    else {  /* --load */
-      if (a->nloads == MAX_LOADS - 1) return bad_usage("too many --load%s", "");
-      a->loads[a->nloads++] = value;
-    }
+    if (!v->set(a, value)) return 0;
     i++;  /* the option's value */
   }
+  a->options_end = i;
+  i += dashes;
   if (i < argc) {
     a->script = i;
     a->from_stdin = !dashes && strcmp(argv[i], "-") == 0;
@@ -260,19 +294,41 @@ static int parse_args (int argc, char **argv, Args *a) {
 }
 
 
+/*
+** As lua.c's runargs, walks the options again (parse_args checked them)
+** for the next -e, -l or -W from argv[*i] on: returns its letter, with the
+** statement or [g=]module in *value (NULL for -W), or 0 when none is left.
+*/
+static int next_lua_option (char **argv, int *i, const char **value) {
+  while (*i < args.options_end) {
+    const char *o = argv[(*i)++];
+    if (value_option(o)) (*i)++;  /* skip its value */
+    else if (o[1] == 'e' || o[1] == 'l') {
+      *value = o[2] != '\0' ? o + 2 : argv[(*i)++];
+      return o[1];
+    }
+    else if (o[1] == 'W') {
+      *value = NULL;
+      return 'W';
+    }
+  }
+  return 0;
+}
+
+
 /* The program's name in the report: the script, or what -e and -l ran. */
 static const char *program_name (char **argv) {
   static char name[128];
   size_t len = 0;
-  int i;
+  const char *value;
+  int i = 1, n, option;
   if (args.from_stdin) return "stdin";
   if (args.script) return argv[args.script];
-  for (i = 0; i < args.nlua && len < sizeof name; i++) {
-    const LuaOption *o = &args.lua[i];
+  for (n = 0; len < sizeof name
+              && (option = next_lua_option(argv, &i, &value)) != 0; n++)
     len += (size_t)snprintf(name + len, sizeof name - len, "%s-%c%s%s",
-                            i > 0 ? " " : "", o->option,
-                            o->value ? " " : "", o->value ? o->value : "");
-  }
+                            n > 0 ? " " : "", option,
+                            value ? " " : "", value ? value : "");
   if (len >= sizeof name) strcpy(name + sizeof name - 4, "...");
   for (len = 0; name[len]; len++)  /* one line in the report's header */
     if ((unsigned char)name[len] < ' ') name[len] = ' ';
@@ -569,13 +625,13 @@ static int dolibrary (lua_State *L, const char *spec) {
 
 
 /* -e, -l and -W in command-line order; 0 if some code failed */
-static int run_lua_options (lua_State *L) {
-  int i;
-  for (i = 0; i < args.nlua; i++) {
-    const LuaOption *o = &args.lua[i];
-    if (o->option == 'W') lua_warning(L, "@on", 0);
-    else if ((o->option == 'e' ? dostring(L, o->value)
-                               : dolibrary(L, o->value)) != LUA_OK)
+static int run_lua_options (lua_State *L, char **argv) {
+  const char *value;
+  int i = 1, option;
+  while ((option = next_lua_option(argv, &i, &value)) != 0) {
+    if (option == 'W') lua_warning(L, "@on", 0);
+    else if ((option == 'e' ? dostring(L, value)
+                            : dolibrary(L, value)) != LUA_OK)
       return 0;
   }
   return 1;
@@ -647,7 +703,7 @@ static int pmain (lua_State *L) {
   create_arg_table(L, argv, argc, args.script);
   lua_gc(L, LUA_GCGEN, 0, 0);  /* as lua.c: generational mode */
   if (!args.no_env && run_init(L) != LUA_OK) return 0;
-  if (!run_lua_options(L)) return 0;
+  if (!run_lua_options(L, argv)) return 0;
   if ((args.script || args.from_stdin) && run_script(L, argv) != LUA_OK)
     return 0;
   write_report();
@@ -691,11 +747,6 @@ int main (int argc, char **argv) {
   lua_State *L;
   int status, ok;
   if (argv[0] && argv[0][0]) progname = argv[0];
-  args.lua = malloc((size_t)(argc + 1) * sizeof *args.lua);
-  if (args.lua == NULL) {
-    fprintf(stderr, "%s: not enough memory\n", progname);
-    return EXIT_FAILURE;
-  }
   if (!parse_args(argc, argv, &args)) return 2;
   if (args.outfile && !outfile_writable(args.outfile)) {
     fprintf(stderr, "%s: cannot write the report to '%s': %s\n", progname,
