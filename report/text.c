@@ -76,8 +76,10 @@ static void header (TextCtx *t) {
 ** time spent in them, which is not the function's own. */
 static void hidden_frames (TextCtx *t, const ViewNode *v) {
   color(t, DIM);
-  buf_printf(t->out, "  [%d frame%s hidden: %.3f s", v->hidden,
-             v->hidden > 1 ? "s" : "", v->hidden_ns / 1e9);
+  buf_printf(t->out, "  [%d frame%s hidden", v->hidden,
+             v->hidden > 1 ? "s" : "");
+  if (v->hidden_ns >= 500000)  /* else they only led to what shows below */
+    buf_printf(t->out, ": %.3f s", v->hidden_ns / 1e9);
   if (v->hidden_file) {
     const char *base = strrchr(v->hidden_file, '/');
     buf_printf(t->out, " in %s%s", base ? base + 1 : v->hidden_file,

@@ -478,8 +478,8 @@
       name.appendChild(w);
     }
     if (v.hidden > 0) {
-      var pill = el('span', 'hidden-frames', '[' + hiddenLabel(v) + ': ' +
-                    fmtSeconds(v.hiddenTime) + ']');
+      var pill = el('span', 'hidden-frames', '[' + hiddenLabel(v) +
+                    (v.hiddenTime > 0 ? ': ' + fmtSeconds(v.hiddenTime) : '') + ']');
       pill.title = 'Library code called from here' +
                    (v.hiddenFile ? ' (' + v.hiddenFile + (v.hiddenFiles > 1 ? ' and others' : '') + ')' : '') +
                    ' is hidden in this group: ' + fmtSeconds(v.hiddenTime) +
