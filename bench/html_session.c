@@ -116,7 +116,7 @@ static void sample (Session *S, int node, uint64_t *t) {
   S->nodes[node].samples++;
   S->samples++;
   S->weight_ns += weight;
-  session_add_moment(S, *t, node);
+  session_add_moment(S, *t, node, 0);
 }
 
 

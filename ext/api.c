@@ -72,6 +72,7 @@ void profiler_free (Profiler *P) {
   if (P == NULL) return;
   if (P->running) profiler_stop(P);
   capture_free_cnames(P);
+  memory_free(P);
   native_names_free(P->names);
   free(P->ring);
   free(P->replay);
@@ -138,10 +139,16 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   forget_native_views(P);
   atomic_store(&P->suspended_ns, 0);
   atomic_store(&P->idle_ns, 0);
+  if (P->memory.rate > 0 && !memory_start(P, L)) {
+    profile_unregister(P);
+    threads_stop(P);
+    return fail(P, "sprof: out of memory");
+  }
   P->running = 1;
   err = profile_timer_start(P);
   if (err != 0) {
     P->running = 0;
+    memory_stop(P, NULL);
     profile_unregister(P);
     threads_stop(P);
     return fail(P, "sprof: cannot start the sampling timer: %s",
@@ -172,6 +179,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   P->running = 0;
   if (L != NULL) capture_record(P, L, level);
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
+  memory_stop(P, L);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
   S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
   {
@@ -194,6 +202,7 @@ const char *profiler_stop (Profiler *P) {
 
 void profiler_reset (Profiler *P) {
   session_clear(&P->session);
+  memory_reset(P);
   native_names_reset(P->names);
   forget_native_views(P);
   P->last_node = 0;
@@ -207,6 +216,20 @@ void profiler_reset (Profiler *P) {
 }
 
 
+/* Profiles memory too, sampling an allocation every 'rate' bytes on
+** average (0: the default, 512 KiB). */
+const char *profiler_set_memory (Profiler *P, double rate) {
+  if (P->running)
+    return fail(P, "sprof: memory profiling is set before start()");
+  if (!(rate >= 0) || rate > 1e12)
+    return fail(P, "sprof: memory_rate must be a number of bytes above 0 "
+                   "(e.g. 524288)");
+  if (rate > 0 && rate < 1) rate = 1;
+  P->memory.rate = P->session.memory_rate = rate > 0 ? rate : SPROF_MEM_RATE;
+  return NULL;
+}
+
+
 void profiler_set_program (Profiler *P, const char *program) {
   session_set_program(&P->session, program);
 }
@@ -217,6 +240,12 @@ char *profiler_render (Profiler *P, const char *format,
                        const char **error) {
   Buf out;
   RenderOptions ro = options ? *options : report_default_options();
+  if ((ro.view == VIEW_ALLOC || ro.view == VIEW_LIVE)
+      && P->session.memory_rate == 0) {
+    *error = fail(P, "sprof: this profile has no memory view: profile "
+                     "with memory = true (sprof-lua --memory)");
+    return NULL;
+  }
   buf_init(&out);
   if (!report_render(&P->session, format, &ro, &out)) {
     buf_free(&out);

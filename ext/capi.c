@@ -11,6 +11,7 @@
 
 /* Why the last sprof_new failed (no profiler to hold the message). */
 static _Thread_local const char *new_error;
+static _Thread_local char new_message[256];
 
 
 sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts) {
@@ -22,9 +23,15 @@ sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts) {
     return NULL;
   }
   P = profiler_new(interval, clock, !(opts && opts->no_native), &new_error);
-  if (P != NULL) {
-    P->host_L = L;
-    P->show_host = !(opts && opts->no_host_frames);  /* a host wants them */
+  if (P == NULL) return NULL;
+  P->host_L = L;
+  P->show_host = !(opts && opts->no_host_frames);  /* a host wants them */
+  if (opts && (opts->memory || opts->memory_rate != 0)
+      && profiler_set_memory(P, opts->memory_rate) != NULL) {
+    snprintf(new_message, sizeof new_message, "%s", P->error);
+    new_error = new_message;
+    profiler_free(P);
+    return NULL;
   }
   return P;
 }

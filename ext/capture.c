@@ -277,6 +277,15 @@ static uint64_t take_weight (Profiler *P, uint64_t now) {
 }
 
 
+/* The Lua heap's size: two reads of a counter (O(1), allocates nothing).
+** Inside a finalizer lua_gc answers -1: the last size stands then. */
+static uint64_t heap_bytes (Profiler *P) {
+  int kb = lua_gc(P->L, LUA_GCCOUNT, 0), b = lua_gc(P->L, LUA_GCCOUNTB, 0);
+  if (kb >= 0 && b >= 0) P->heap_bytes = (uint64_t)kb * 1024 + (uint64_t)b;
+  return P->heap_bytes;
+}
+
+
 /* Adds a stack given innermost first; returns its node. */
 static int add_sample (Profiler *P, int *frames, int n, uint64_t weight) {
   Session *S = &P->session;
@@ -287,7 +296,8 @@ static int add_sample (Profiler *P, int *frames, int n, uint64_t weight) {
     frames[j] = t;
   }
   node = session_add_stack(S, frames, n, weight, 1);
-  session_add_moment(S, capture_now(CLOCK_KIND_WALL) - P->first_wall_ns, node);
+  session_add_moment(S, capture_now(CLOCK_KIND_WALL) - P->first_wall_ns, node,
+                     heap_bytes(P));
   return node;
 }
 
@@ -389,6 +399,31 @@ static uint64_t add_suspended (Profiler *P, int n, uint64_t weight) {
 }
 
 
+/* The native view last captured for the n Lua frames in P->stack, if
+** any: the native frames between them (a C function's own helpers, its
+** callees) were there too. */
+static const Replay *replay_of (Profiler *P, int n) {
+  const Replay *r;
+  uint64_t key;
+  if (P->replay == NULL || n == 0) return NULL;
+  key = hash_frames(P->stack, n);
+  r = &P->replay[key % SPROF_REPLAYS];
+  return r->key == key ? r : NULL;
+}
+
+
+/*
+** The stack for the allocations sampled since the hook last ran: the Lua
+** frames of now. Not the native view a time sample of the same Lua frames
+** would borrow: what ran natively then (a memcpy) is not what allocated.
+*/
+static void record_memory (Profiler *P, lua_State *L, int level) {
+  int n = lua_frames(P, L, level, NULL), i;
+  for (i = 0; i < n; i++) P->merged[i] = P->stack[n - 1 - i];  /* root first */
+  memory_record(P, P->merged, n);
+}
+
+
 /*
 ** Records a sample: the Lua frames of thread L from 'level' outwards with
 ** its resumers', and the native captures waiting, weighted by the time
@@ -399,7 +434,7 @@ static uint64_t add_suspended (Profiler *P, int n, uint64_t weight) {
 static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   Session *S = &P->session;
   int n = lua_frames(P, L, level, ran);
-  Replay *r = NULL;
+  const Replay *r;
   uint64_t weight;
   if (P->ring != NULL && drain_native(P, n) > 0) {
     /* the time since the last capture: as where that capture was */
@@ -410,9 +445,7 @@ static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   weight = add_idle(P, weight);
   if (n == 0 && P->last_node > 0)  /* no Lua running: as where we were */
     session_add_weight(S, P->last_node, weight);
-  else if (P->replay != NULL && n > 0
-           && (r = &P->replay[hash_frames(P->stack, n) % SPROF_REPLAYS])->key
-              == hash_frames(P->stack, n)) {
+  else if ((r = replay_of(P, n)) != NULL) {
     /* these Lua frames were seen natively: the native frames between them
        (a C function's own helpers, its callees) were there too */
     memcpy(P->merged, r->frames, (size_t)r->n * sizeof *P->merged);
@@ -478,6 +511,7 @@ void capture_hook (lua_State *L, lua_Debug *ar) {
     t = threads_adopt(P, L, -1, NULL);
     lua_pop(L, 1);
   }
+  if (P->memory.npending > 0) record_memory(P, L, is_call);
   if (atomic_load(&P->pending) && (co == NULL || !is_call)) {
     atomic_store(&P->pending, 0);
     /* while the thread that started is suspended, the time is not ours */

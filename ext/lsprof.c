@@ -58,9 +58,10 @@ static void check_keys (lua_State *L, int t, const char *const known[]) {
 
 
 static int l_new (lua_State *L) {
-  static const char *const known[] = {"interval", "clock", "native", NULL};
-  double interval = 0.001;
-  int native = 1;
+  static const char *const known[] = {"interval", "clock", "native",
+                                      "memory", "memory_rate", NULL};
+  double interval = 0.001, memory_rate = 0;
+  int native = 1, memory = 0;
   const char *clock = "wall", *error = NULL;
   Profiler **box;
   if (!lua_isnoneornil(L, 1)) {
@@ -73,12 +74,19 @@ static int l_new (lua_State *L) {
       clock = lua_tostring(L, -1);
     }
     if (lua_getfield(L, 1, "native") != LUA_TNIL) native = lua_toboolean(L, -1);
+    memory = lua_getfield(L, 1, "memory") != LUA_TNIL && lua_toboolean(L, -1);
+    memory_rate = opt_number(L, 1, "memory_rate", 0);
+    if (!(memory_rate > 0) && memory_rate != 0)
+      return luaL_error(L, "sprof: option 'memory_rate' must be a number of "
+                           "bytes above 0 (e.g. 524288)");
   }
   box = lua_newuserdatauv(L, sizeof *box, 1);  /* uservalue: the thread */
   *box = NULL;
   luaL_setmetatable(L, PROFILER_MT);
   *box = profiler_new(interval, clock, native, &error);
   if (*box == NULL) return luaL_error(L, "%s", error);
+  if (memory && (error = profiler_set_memory(*box, memory_rate)) != NULL)
+    return luaL_error(L, "%s", error);
   return 1;
 }
 
@@ -121,7 +129,7 @@ static int l_running (lua_State *L) {
 static RenderOptions render_options (lua_State *L, int t, int color) {
   static const char *const known[] = {"show_all", "color", "threshold",
                                       "self_threshold", "show_internals",
-                                      "host_frames", NULL};
+                                      "host_frames", "memory_view", NULL};
   RenderOptions o = report_default_options();
   o.color = color;
   if (lua_isnoneornil(L, t)) return o;
@@ -141,6 +149,14 @@ static RenderOptions render_options (lua_State *L, int t, int color) {
   o.self_threshold = opt_number(L, t, "self_threshold", o.self_threshold);
   if (!(o.self_threshold >= 0 && o.self_threshold <= 1))
     luaL_error(L, "sprof: option 'self_threshold' must be a share in [0, 1]");
+  if (lua_getfield(L, t, "memory_view") != LUA_TNIL) {
+    const char *name = lua_tostring(L, -1);
+    o.view = name ? report_view_of(name) : -1;
+    if (o.view < 0)
+      luaL_error(L, "sprof: option 'memory_view' must be \"alloc\", "
+                    "\"live\" or \"time\"");
+  }
+  lua_pop(L, 1);
   return o;
 }
 
@@ -212,6 +228,29 @@ static int l_write (lua_State *L) {
 }
 
 
+/* A memory profile's totals: estimated bytes and objects allocated, and
+** still allocated when it stopped. */
+static void push_memory_info (lua_State *L, const Session *S) {
+  double sum[4] = {0, 0, 0, 0};
+  static const char *const names[4] = {
+    "alloc_bytes", "alloc_objects", "live_bytes", "live_objects"
+  };
+  int i;
+  for (i = 0; i < S->nnodes; i++) {
+    sum[0] += S->nodes[i].alloc_bytes;
+    sum[1] += S->nodes[i].alloc_objects;
+    sum[2] += S->nodes[i].live_bytes;
+    sum[3] += S->nodes[i].live_objects;
+  }
+  for (i = 0; i < 4; i++) {
+    lua_pushinteger(L, (lua_Integer)(sum[i] + 0.5));
+    lua_setfield(L, -2, names[i]);
+  }
+  lua_pushnumber(L, S->memory_rate);
+  lua_setfield(L, -2, "memory_rate");
+}
+
+
 static int l_info (lua_State *L) {
   Profiler *P = check_profiler(L);
   const Session *S = &P->session;
@@ -240,6 +279,7 @@ static int l_info (lua_State *L) {
   lua_setfield(L, -2, "handler_time");
   lua_pushnumber(L, P->hook_ns / 1e9);
   lua_setfield(L, -2, "hook_time");
+  if (S->memory_rate > 0) push_memory_info(L, S);
   return 1;
 }
 

@@ -6,6 +6,7 @@
 ** closed with lua_close, or when the program exits. Programs that link
 ** liblua5.4.so dynamically are reached this way (lighttpd's mod_magnet);
 ** lua5.4 links Lua statically, so it takes sprof.auto through LUA_INIT.
+** SPROF_MEMORY=1 (or SPROF_MEMORY_RATE=BYTES) profiles memory too.
 ** Without SPROF_OUTPUT these functions only pass the calls on, so a host
 ** that links libsprof for the C API is not affected.
 */
@@ -78,6 +79,32 @@ static void finish_all (void) {
 }
 
 
+/* SPROF_MEMORY=1 profiles memory too; SPROF_MEMORY_RATE=BYTES sets the
+** mean gap between sampled allocations and implies it. A bad value is
+** told on stderr, and then only time is profiled. */
+static void memory_options (sprof_options *o) {
+  const char *on = getenv("SPROF_MEMORY"), *rate = getenv("SPROF_MEMORY_RATE");
+  if (on && strcmp(on, "0") == 0) return;
+  if (on && *on && strcmp(on, "1") != 0) {
+    fprintf(stderr, "sprof: SPROF_MEMORY must be 1 or 0, not '%s'; memory "
+                    "is not profiled\n", on);
+    return;
+  }
+  if (rate && *rate) {
+    char *end;
+    double bytes = strtod(rate, &end);
+    if (end == rate || *end != '\0' || !(bytes > 0) || bytes > 1e12) {
+      fprintf(stderr, "sprof: SPROF_MEMORY_RATE must be a number of bytes "
+                      "above 0 (e.g. 524288), not '%s'; memory is not "
+                      "profiled\n", rate);
+      return;
+    }
+    o->memory_rate = bytes;
+  }
+  o->memory = o->memory_rate > 0 || (on && *on);
+}
+
+
 static void profile_state (lua_State *L) {
   const char *out = getenv("SPROF_OUTPUT");
   const char *interval = getenv("SPROF_INTERVAL");
@@ -87,6 +114,7 @@ static void profile_state (lua_State *L) {
   memset(&o, 0, sizeof o);
   o.interval = interval ? atof(interval) : 0;
   o.clock = getenv("SPROF_CLOCK");
+  memory_options(&o);
   inside = 1;  /* the native probes make a scratch state */
   P = sprof_new(L, &o);
   inside = 0;

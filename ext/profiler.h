@@ -14,6 +14,7 @@
 
 #include <lua.h>
 
+#include "memory.h"
 #include "native.h"
 #include "session.h"
 #include "../report/report.h"
@@ -77,6 +78,7 @@ typedef struct Profiler {
   uint64_t signals;       /* signals handled (each a native capture) */
   uint64_t hook_ns;       /* time spent recording samples */
   uint64_t last_ns;       /* clock reading at the previous sample */
+  uint64_t heap_bytes;    /* the Lua heap's size at the previous sample */
   int last_node;          /* call-tree node of the previous sample */
   uint64_t run_wall_ns;   /* wall clock when this run started */
   uint64_t first_wall_ns; /* wall clock when recording first started */
@@ -110,6 +112,8 @@ typedef struct Profiler {
   int host_root;
   int host_path[SPROF_NATIVE_DEPTH + 8];
   int nhost_path;
+  /* memory profiling (memory.c): on when memory.rate > 0 */
+  Memory memory;
   char error[256];        /* the last error message */
 } Profiler;
 
@@ -146,6 +150,7 @@ const char *profiler_stop (Profiler *P);
 const char *profiler_stop_from (Profiler *P, lua_State *L, int level);
 void profiler_reset (Profiler *P);
 void profiler_set_program (Profiler *P, const char *program);
+const char *profiler_set_memory (Profiler *P, double rate);
 char *profiler_render (Profiler *P, const char *format,
                        const RenderOptions *options, size_t *len,
                        const char **error);

@@ -215,6 +215,7 @@ static int new_node (Session *S, int parent, int frame) {
   n->sibling = -1;
   n->self_ns = 0;
   n->samples = 0;
+  n->alloc_bytes = n->alloc_objects = n->live_bytes = n->live_objects = 0;
   if (parent >= 0) {
     n->sibling = S->nodes[parent].child;
     S->nodes[parent].child = S->nnodes;
@@ -261,7 +262,24 @@ int session_add_stack (Session *S, const int *frames, int n,
 }
 
 
-void session_add_moment (Session *S, uint64_t t_ns, int node) {
+/* Estimated bytes and objects allocated (or, 'live', still allocated at
+** the end) by a node's stack. */
+void session_add_memory (Session *S, int node, double bytes, double objects,
+                         int live) {
+  Node *n = &S->nodes[node];
+  if (live) {
+    n->live_bytes += bytes;
+    n->live_objects += objects;
+  }
+  else {
+    n->alloc_bytes += bytes;
+    n->alloc_objects += objects;
+  }
+}
+
+
+void session_add_moment (Session *S, uint64_t t_ns, int node,
+                         uint64_t heap_bytes) {
   if (S->moment_skip > 0) {
     S->moment_skip--;
     return;
@@ -281,6 +299,7 @@ void session_add_moment (Session *S, uint64_t t_ns, int node) {
   }
   S->moments[S->nmoments].t_ns = t_ns;
   S->moments[S->nmoments].node = node;
+  S->moments[S->nmoments].heap_bytes = heap_bytes;
   S->nmoments++;
   S->moment_skip = S->moment_stride > 1 ? S->moment_stride - 1 : 0;
 }
@@ -329,7 +348,7 @@ void session_free (Session *S) {
 
 /* Forgets everything recorded, keeping the settings. */
 void session_clear (Session *S) {
-  double interval = S->interval;
+  double interval = S->interval, memory_rate = S->memory_rate;
   ClockKind clock = S->clock;
   char *program = S->program, *program_real = S->program_real;
   S->program = S->program_real = NULL;
@@ -337,6 +356,7 @@ void session_clear (Session *S) {
   if (session_init(S)) {
     S->interval = interval;
     S->clock = clock;
+    S->memory_rate = memory_rate;
     S->program = program;
     S->program_real = program_real;
   }

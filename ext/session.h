@@ -39,11 +39,18 @@ typedef struct Node {
   int sibling;          /* next sibling, or -1 */
   uint64_t self_ns;     /* weight of the samples whose leaf is this node */
   uint64_t samples;     /* number of those samples */
+  /* memory profiles (memory.c): estimates from sampled allocations whose
+     stack ends here; live: still allocated at the end. Doubles: a
+     sample stands for a fraction of an object more or less, and rounding
+     each one would bias the sums */
+  double alloc_bytes, alloc_objects;
+  double live_bytes, live_objects;
 } Node;
 
 /* One sample on the timeline: when it was taken and its stack's leaf. */
 typedef struct Moment {
   uint64_t t_ns;        /* wall time since recording first started */
+  uint64_t heap_bytes;  /* the Lua heap's size then (lua_gc count) */
   int node;             /* the sample's leaf node in the call tree */
 } Moment;
 
@@ -77,6 +84,10 @@ typedef struct Session {
   uint64_t sampler_ns;  /* CPU time of the sampler thread (wall clock) */
   double interval;      /* requested interval, in seconds */
   ClockKind clock;      /* what the weights measure */
+  double memory_rate;   /* mean bytes between sampled allocations; 0: no
+                           memory profile */
+  int weights_bytes;    /* a memory view (report/render.c): self_ns holds
+                           bytes and samples objects, not time */
 } Session;
 
 int session_init (Session *S);
@@ -89,8 +100,11 @@ int session_find_frame (const Session *S, FrameKind kind, const char *name,
                         const char *file, int line, const void *addr);
 int session_add_stack (Session *S, const int *frames, int n,
                        uint64_t weight_ns, uint64_t samples);
-void session_add_moment (Session *S, uint64_t t_ns, int node);
+void session_add_moment (Session *S, uint64_t t_ns, int node,
+                         uint64_t heap_bytes);
 void session_add_weight (Session *S, int node, uint64_t weight_ns);
+void session_add_memory (Session *S, int node, double bytes, double objects,
+                         int live);
 void session_set_program (Session *S, const char *program);
 
 int frame_is_library_path (const char *file);

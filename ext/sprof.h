@@ -35,7 +35,19 @@ typedef struct sprof_options {  /* all-zero means the defaults */
   const char *clock;            /* "wall" (default) or "cpu" */
   int no_native;                /* 1 = Lua frames only */
   int no_host_frames;           /* 1 = hide the host's frames above Lua */
+  int memory;                   /* 1 = profile memory too (below) */
+  double memory_rate;           /* mean bytes between sampled allocations;
+                                   0 = 524288; not 0 implies memory */
 } sprof_options;
+
+/*
+** Memory profiling wraps the state's allocator (lua_setallocf) from
+** sprof_start to sprof_stop, which puts the original back. A host that
+** sets its own allocator while profiling should wrap ours: it then stays
+** in place after stop, passing calls through. Reports then weigh stacks
+** by bytes allocated (the default view; "json", "html" and "pprof" also
+** carry the live bytes and the time).
+*/
 
 /* A profiler for the thread L. NULL if the options are bad or memory ran
 ** out: sprof_error(NULL) says which. */

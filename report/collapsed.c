@@ -1,9 +1,16 @@
 /*
 ** collapsed.c — the folded-stacks format of flamegraph.pl, inferno and
 ** speedscope: one line per distinct stack, root first, frames joined by
-** ';', then a space and the weight in integer microseconds.
+** ';', then a space and the weight in integer microseconds (in a memory
+** view, integer bytes).
 */
 #include "report.h"
+
+
+/* A node's weight as written: microseconds, rounded, or bytes. */
+static uint64_t weight (const Session *S, uint64_t w) {
+  return S->weights_bytes ? w : (w + 500) / 1000;
+}
 
 
 /* ';' separates frames and '\n' ends the line: neither may be in a name. */
@@ -37,14 +44,14 @@ static void put_path (const Session *S, Buf *out, int node) {
 void render_collapsed (const Session *S, Buf *out) {
   int i;
   for (i = 1; i < S->nnodes; i++) {
-    uint64_t us = (S->nodes[i].self_ns + 500) / 1000;
-    if (us == 0) continue;
+    uint64_t w = weight(S, S->nodes[i].self_ns);
+    if (w == 0) continue;
     put_path(S, out, i);
-    buf_printf(out, " %llu\n", (unsigned long long)us);
+    buf_printf(out, " %llu\n", (unsigned long long)w);
   }
-  if (S->nodes[0].self_ns >= 500)  /* time with no Lua stack */
+  if (weight(S, S->nodes[0].self_ns) > 0)  /* time with no Lua stack */
     buf_printf(out, "(outside Lua) %llu\n",
-               (unsigned long long)((S->nodes[0].self_ns + 500) / 1000));
+               (unsigned long long)weight(S, S->nodes[0].self_ns));
 }
 
 
@@ -58,9 +65,9 @@ static void put_view (const Session *S, const ViewNode *v, Buf *out,
   if (v->frame >= 0) {
     if (path->len > 0) buf_putc(path, ';');
     put_frame(path, &S->frames[v->frame]);
-    if ((v->self_ns + 500) / 1000 > 0 && path->data) {
+    if (weight(S, v->self_ns) > 0 && path->data) {
       buf_add(out, path->data, path->len);
-      buf_printf(out, " %llu\n", (unsigned long long)((v->self_ns + 500) / 1000));
+      buf_printf(out, " %llu\n", (unsigned long long)weight(S, v->self_ns));
     }
   }
   for (i = 0; i < v->nchildren; i++) put_view(S, v->children[i], out, path);
@@ -79,9 +86,9 @@ void render_collapsed_shown (const Session *S, const RenderOptions *o,
   if (root == NULL) { out->failed = 1; return; }
   buf_init(&path);
   put_view(S, root, out, &path);
-  if (root->self_ns >= 500)
+  if (weight(S, root->self_ns) > 0)
     buf_printf(out, "(outside Lua) %llu\n",
-               (unsigned long long)((root->self_ns + 500) / 1000));
+               (unsigned long long)weight(S, root->self_ns));
   buf_free(&path);
   view_free(root);
 }

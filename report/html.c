@@ -28,6 +28,17 @@ static const char *boolean (int b) {
 }
 
 
+/* The weight the page opens on; "": its default. */
+static const char *view_name (int view) {
+  switch (view) {
+    case VIEW_TIME: return "time";
+    case VIEW_ALLOC: return "alloc";
+    case VIEW_LIVE: return "live";
+    default: return "";
+  }
+}
+
+
 /* What goes in place of the template's @@name@@; 0 if no such slot. */
 static int put_slot (const Session *S, const RenderOptions *o, Buf *out,
                      const char *name, size_t len) {
@@ -46,6 +57,7 @@ static int put_slot (const Session *S, const RenderOptions *o, Buf *out,
   else if (is(name, len, "show-host")) buf_puts(out, boolean(o->show_host));
   else if (is(name, len, "self-threshold"))
     buf_printf(out, "%g", o->self_threshold);
+  else if (is(name, len, "memory-view")) buf_puts(out, view_name(o->view));
   else if (is(name, len, "version")) buf_puts(out, SPROF_VERSION);
   else return 0;
   return 1;

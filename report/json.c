@@ -1,7 +1,8 @@
 /*
 ** json.c — the saved session (format "sprof-session", version 1): the
 ** frames, and each distinct stack as a list of frame indices, root first,
-** with its weight and sample count. The schema is in README.md.
+** with its weight and sample count, and for a memory profile its bytes
+** and objects allocated and live. The schema is in README.md.
 */
 #include <stdlib.h>
 
@@ -34,13 +35,31 @@ static void put_meta (const Session *S, Buf *out) {
              (unsigned long long)S->samples,
              (unsigned long long)S->overhead_ns,
              (unsigned long long)S->sampler_ns);
+  if (S->memory_rate > 0)
+    buf_printf(out, "\"memory_rate\":%.17g,\n", S->memory_rate);
+}
+
+
+/* The heap's size at each sample written, if any is known (a session
+** loaded from a file without it has none). */
+static void put_heap (const Session *S, Buf *out, const int *stack_of) {
+  int i, n = 0, known = 0;
+  for (i = 0; i < S->nmoments && !known; i++)
+    known = S->moments[i].heap_bytes > 0 && stack_of[S->moments[i].node] >= 0;
+  if (!known) return;
+  buf_puts(out, ",\n\"heap\":[");
+  for (i = 0; i < S->nmoments; i++)
+    if (stack_of[S->moments[i].node] >= 0)
+      buf_printf(out, n++ ? ",%llu" : "%llu",
+                 (unsigned long long)S->moments[i].heap_bytes);
+  buf_putc(out, ']');
 }
 
 
 /* The timeline: when each kept sample was taken (ns since the start) and
 ** its stack, as an index into "stacks". (A loaded file may have put a
-** sample on a stack with no time and no samples: such stacks are not
-** written, nor are their samples.) */
+** sample on a stack with no time, no samples and no memory: such stacks
+** are not written, nor are their samples.) */
 static void put_timeline (const Session *S, Buf *out, const int *stack_of) {
   int i, n = 0;
   buf_puts(out, ",\n\"timeline\":{\"t_ns\":[");
@@ -52,7 +71,31 @@ static void put_timeline (const Session *S, Buf *out, const int *stack_of) {
   for (i = 0, n = 0; i < S->nmoments; i++)
     if (stack_of[S->moments[i].node] >= 0)
       buf_printf(out, n++ ? ",%d" : "%d", stack_of[S->moments[i].node]);
-  buf_puts(out, "]}");
+  buf_putc(out, ']');
+  put_heap(S, out, stack_of);
+  buf_putc(out, '}');
+}
+
+
+static int has_weight (const Node *n) {
+  return n->samples || n->self_ns || n->alloc_bytes || n->alloc_objects
+         || n->live_bytes || n->live_objects;
+}
+
+
+/* A stack's memory, each field written when not zero. */
+static void put_memory (const Node *n, Buf *out) {
+  static const char *const keys[] = {"alloc_bytes", "alloc_objects",
+                                     "live_bytes", "live_objects"};
+  uint64_t values[4];
+  int i;
+  values[0] = n->alloc_bytes;
+  values[1] = n->alloc_objects;
+  values[2] = n->live_bytes;
+  values[3] = n->live_objects;
+  for (i = 0; i < 4; i++)
+    if (values[i] > 0)
+      buf_printf(out, ",\"%s\":%llu", keys[i], (unsigned long long)values[i]);
 }
 
 
@@ -79,14 +122,16 @@ void render_json (const Session *S, Buf *out) {
   for (i = 0; i < S->nnodes; i++) {
     const Node *n = &S->nodes[i];
     stack_of[i] = -1;
-    if (n->samples == 0 && n->self_ns == 0) continue;
+    if (!has_weight(n)) continue;
     stack_of[i] = nstacks++;
     buf_puts(out, first ? "\n{\"frames\":[" : ",\n{\"frames\":[");
     first = 0;
     if (i > 0) put_path(S, out, i);
-    buf_printf(out, "],\"weight_ns\":%llu,\"samples\":%llu}",
+    buf_printf(out, "],\"weight_ns\":%llu,\"samples\":%llu",
                (unsigned long long)n->self_ns,
                (unsigned long long)n->samples);
+    put_memory(n, out);
+    buf_putc(out, '}');
   }
   buf_putc(out, ']');
   put_timeline(S, out, stack_of);

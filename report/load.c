@@ -96,6 +96,8 @@ static int check_header (const cJSON *root, char *why, size_t len) {
     return bad_value(why, len, "", "start_time", "a Unix time");
   if (!in_range(root, "interval", 1e-9, 60.000001))
     return bad_value(why, len, "", "interval", "a number of seconds in (0, 60]");
+  if (!in_range(root, "memory_rate", 0, MAX_COUNT))
+    return bad_value(why, len, "", "memory_rate", "a number of bytes");
   return 1;
 }
 
@@ -116,6 +118,10 @@ static int check_frames (const cJSON *frames, char *why, size_t len) {
 }
 
 
+static const char *const memory_keys[] = {"alloc_bytes", "alloc_objects",
+                                          "live_bytes", "live_objects"};
+
+
 static int is_index (const cJSON *item, int n) {
   return cJSON_IsNumber(item) && item->valuedouble >= 0
          && item->valuedouble < n;
@@ -125,6 +131,7 @@ static int is_index (const cJSON *item, int n) {
 static int check_stacks (const cJSON *stacks, int nframes,
                          char *why, size_t len) {
   const cJSON *s, *f;
+  int i;
   cJSON_ArrayForEach(s, stacks) {
     const cJSON *frames = cJSON_GetObjectItemCaseSensitive(s, "frames");
     if (!cJSON_IsArray(frames)) return bad(why, len, "a stack has no frames");
@@ -137,26 +144,42 @@ static int check_stacks (const cJSON *stacks, int nframes,
       return bad_value(why, len, "a stack's ", "weight_ns", "a count");
     if (!in_range(s, "samples", 0, MAX_COUNT))
       return bad_value(why, len, "a stack's ", "samples", "a count");
+    for (i = 0; i < 4; i++)
+      if (!in_range(s, memory_keys[i], 0, MAX_COUNT))
+        return bad_value(why, len, "a stack's ", memory_keys[i], "a count");
   }
   return 1;
 }
 
 
-/* The timeline is optional; if it is there, it must be whole. */
+static int is_count (const cJSON *item) {
+  return cJSON_IsNumber(item) && item->valuedouble >= 0
+         && item->valuedouble < MAX_COUNT;
+}
+
+
+/* The timeline is optional; if it is there, it must be whole. So must its
+** heap sizes, which are optional too. */
 static int check_timeline (const cJSON *root, int nstacks,
                            char *why, size_t len) {
   const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "timeline");
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(tl, "t_ns");
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(tl, "stack");
+  const cJSON *heap = cJSON_GetObjectItemCaseSensitive(tl, "heap");
   const cJSON *a, *b;
   if (tl == NULL) return 1;
   if (!cJSON_IsArray(t) || !cJSON_IsArray(st)
       || cJSON_GetArraySize(t) != cJSON_GetArraySize(st))
     return bad(why, len, "the timeline lacks its t_ns or stack array");
   for (a = t->child, b = st->child; a && b; a = a->next, b = b->next)
-    if (!cJSON_IsNumber(a) || !(a->valuedouble >= 0 && a->valuedouble < MAX_COUNT)
-        || !is_index(b, nstacks))
+    if (!is_count(a) || !is_index(b, nstacks))
       return bad(why, len, "the timeline has a bad time or stack");
+  if (heap == NULL) return 1;
+  if (!cJSON_IsArray(heap) || cJSON_GetArraySize(heap) != cJSON_GetArraySize(t))
+    return bad(why, len, "the timeline's heap is not one size per sample");
+  cJSON_ArrayForEach(a, heap)
+    if (!is_count(a))
+      return bad(why, len, "the timeline has a bad heap size");
   return 1;
 }
 
@@ -213,9 +236,14 @@ static int load_stacks (Session *S, const cJSON *stacks, const int *map,
       path[n++] = map[i];
     }
     if (!ok) break;
-    node_of[k++] = session_add_stack(S, path, n,
-                                     (uint64_t)num(s, "weight_ns"),
-                                     (uint64_t)num(s, "samples"));
+    node_of[k] = session_add_stack(S, path, n,
+                                   (uint64_t)num(s, "weight_ns"),
+                                   (uint64_t)num(s, "samples"));
+    session_add_memory(S, node_of[k], num(s, "alloc_bytes"),
+                       num(s, "alloc_objects"), 0);
+    session_add_memory(S, node_of[k], num(s, "live_bytes"),
+                       num(s, "live_objects"), 1);
+    k++;
   }
   free(path);
   return ok;
@@ -228,12 +256,17 @@ static void load_timeline (Session *S, const cJSON *root, const int *node_of,
   const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "timeline");
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(tl, "t_ns");
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(tl, "stack");
-  const cJSON *a, *b;
+  const cJSON *a, *b, *h;
   if (!cJSON_IsArray(t) || !cJSON_IsArray(st)) return;
+  h = cJSON_GetObjectItemCaseSensitive(tl, "heap");
+  h = cJSON_IsArray(h) ? h->child : NULL;
   for (a = t->child, b = st->child; a && b; a = a->next, b = b->next) {
     int k = cJSON_IsNumber(b) ? b->valueint : -1;
+    uint64_t heap = h && is_count(h) ? (uint64_t)h->valuedouble : 0;
     if (cJSON_IsNumber(a) && a->valuedouble >= 0 && k >= 0 && k < nstacks)
-      session_add_moment(S, offset + (uint64_t)a->valuedouble, node_of[k]);
+      session_add_moment(S, offset + (uint64_t)a->valuedouble, node_of[k],
+                         heap);
+    if (h) h = h->next;
   }
 }
 
@@ -277,6 +310,9 @@ static int load_tree (Session *S, const cJSON *root, char *why, size_t len) {
   S->overhead_ns += (uint64_t)num(root, "overhead_ns");
   S->sampler_ns += (uint64_t)num(root, "sampler_ns");
   if (num(root, "interval") > 0) S->interval = num(root, "interval");
+  /* the weights are unbiased whatever the rate: files of different
+     rates add up, and the first rate stands for them */
+  if (S->memory_rate == 0) S->memory_rate = num(root, "memory_rate");
   if (cJSON_IsString(clock))
     S->clock = strcmp(clock->valuestring, "cpu") == 0 ? CLOCK_KIND_CPU
                                                       : CLOCK_KIND_WALL;

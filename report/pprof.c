@@ -4,7 +4,9 @@
 ** go tool pprof, Pyroscope, Parca and Grafana. Each frame is one function
 ** and one location; each stack with time (as stacks.c shows them) is one
 ** sample, leaf first, with two values: its sample count and its time in
-** nanoseconds ("wall" or "cpu", as the session's clock).
+** nanoseconds ("wall" or "cpu", as the session's clock). A memory profile
+** is written as Go writes its heap profiles instead: four values, objects
+** and bytes allocated, objects and bytes still in use at the end.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -172,53 +174,105 @@ static void put_mapping (Pprof *p) {
 }
 
 
-/* A sample: its locations leaf first, then [samples, nanoseconds]. */
-static void put_sample (Pprof *p, int node, uint64_t samples, uint64_t ns) {
+/* The values of a sample: [samples, nanoseconds] for time; for memory,
+** Go's heap profile's [alloc_objects, alloc_space, inuse_objects,
+** inuse_space]. */
+enum { TIME_VALUES = 2, MEMORY_VALUES = 4, MAX_VALUES = 4 };
+
+
+static void values_of (const Node *n, int memory, uint64_t *v) {
+  if (!memory) {
+    v[0] = n->samples;
+    v[1] = n->self_ns;
+    return;
+  }
+  v[0] = n->alloc_objects;
+  v[1] = n->alloc_bytes;
+  v[2] = n->live_objects;
+  v[3] = n->live_bytes;
+}
+
+
+/* A sample: its locations leaf first, then its values. */
+static void put_sample (Pprof *p, int node, const uint64_t *v, int nv) {
   const Session *S = p->S;
-  if (node == 0)  /* time with no Lua stack (or none shown) */
+  int k;
+  if (node == 0)  /* no Lua stack (or none shown) */
     put_varint(&p->inner, (uint64_t)p->shown.nids + 1);
   for (; node > 0; node = p->shown.parent[node])
     put_varint(&p->inner, (uint64_t)p->shown.id[S->nodes[node].frame] + 1);
   put_message(&p->msg, SAMPLE_LOCATION_ID, &p->inner);
-  put_varint(&p->inner, samples);
-  put_varint(&p->inner, ns);
+  for (k = 0; k < nv; k++) put_varint(&p->inner, v[k]);
   put_message(&p->msg, SAMPLE_VALUE, &p->inner);
   put_message(&p->body, PROFILE_SAMPLE, &p->msg);
 }
 
 
-/* One sample per stack shown: the time of hidden frames is their shown
-** caller's. */
-static int put_samples (Pprof *p) {
+/* One sample per stack shown: the values of hidden frames are their
+** shown caller's. */
+static int put_samples (Pprof *p, int memory) {
   const Session *S = p->S;
-  size_t n = (size_t)S->nnodes;
-  uint64_t *samples = calloc(n, sizeof *samples);
-  uint64_t *ns = calloc(n, sizeof *ns);
-  int i;
-  if (samples == NULL || ns == NULL) {
-    free(samples);
-    free(ns);
-    return 0;
+  uint64_t *sums = calloc((size_t)S->nnodes * MAX_VALUES, sizeof *sums);
+  uint64_t v[MAX_VALUES];
+  int i, k, nv = memory ? MEMORY_VALUES : TIME_VALUES;
+  if (sums == NULL) return 0;
+  for (i = 0; i < S->nnodes; i++) {
+    uint64_t *sum = &sums[(size_t)p->shown.node[i] * MAX_VALUES];
+    values_of(&S->nodes[i], memory, v);
+    for (k = 0; k < nv; k++) sum[k] += v[k];
   }
   for (i = 0; i < S->nnodes; i++) {
-    samples[p->shown.node[i]] += S->nodes[i].samples;
-    ns[p->shown.node[i]] += S->nodes[i].self_ns;
+    const uint64_t *sum = &sums[(size_t)i * MAX_VALUES];
+    for (k = 0; k < nv && sum[k] == 0; k++) {}
+    if (k < nv) put_sample(p, i, sum, nv);
   }
-  for (i = 0; i < S->nnodes; i++)
-    if (samples[i] > 0 || ns[i] > 0) put_sample(p, i, samples[i], ns[i]);
-  free(samples);
-  free(ns);
+  free(sums);
   return 1;
 }
 
 
-static void put_profile (Pprof *p) {
+static void put_types (Pprof *p, int memory) {
   const Session *S = p->S;
   const char *clock = S->clock == CLOCK_KIND_CPU ? "cpu" : "wall";
+  if (!memory) {
+    put_value_type(p, PROFILE_SAMPLE_TYPE, "samples", "count");
+    put_value_type(p, PROFILE_SAMPLE_TYPE, clock, "nanoseconds");
+    return;
+  }
+  put_value_type(p, PROFILE_SAMPLE_TYPE, "alloc_objects", "count");
+  put_value_type(p, PROFILE_SAMPLE_TYPE, "alloc_space", "bytes");
+  put_value_type(p, PROFILE_SAMPLE_TYPE, "inuse_objects", "count");
+  put_value_type(p, PROFILE_SAMPLE_TYPE, "inuse_space", "bytes");
+}
+
+
+/* The period: the sampling interval, or for memory the mean bytes between
+** sampled allocations (as Go's MemProfileRate). The default type of memory
+** is the space allocated, as in Go's "allocs" profile and sprof's other
+** reports, unless the live view is asked for. */
+static void put_period (Pprof *p, int memory, int view) {
+  const Session *S = p->S;
+  const char *clock = S->clock == CLOCK_KIND_CPU ? "cpu" : "wall";
+  if (!memory) {
+    put_value_type(p, PROFILE_PERIOD_TYPE, clock, "nanoseconds");
+    put_uint(&p->body, PROFILE_PERIOD, (uint64_t)(S->interval * 1e9 + 0.5));
+    put_uint(&p->body, PROFILE_DEFAULT_SAMPLE_TYPE, str(p, clock));
+    return;
+  }
+  put_value_type(p, PROFILE_PERIOD_TYPE, "space", "bytes");
+  put_uint(&p->body, PROFILE_PERIOD, (uint64_t)(S->memory_rate + 0.5));
+  put_uint(&p->body, PROFILE_DEFAULT_SAMPLE_TYPE,
+           str(p, view == VIEW_LIVE ? "inuse_space" : "alloc_space"));
+}
+
+
+/* A memory profile is written as memory unless its time is asked for. */
+static void put_profile (Pprof *p, int view) {
+  const Session *S = p->S;
+  int memory = S->memory_rate > 0 && view != VIEW_TIME;
   int i;
   str(p, "");  /* string 0 is always the empty string */
-  put_value_type(p, PROFILE_SAMPLE_TYPE, "samples", "count");
-  put_value_type(p, PROFILE_SAMPLE_TYPE, clock, "nanoseconds");
+  put_types(p, memory);
   put_mapping(p);
   for (i = 0; i < S->nframes; i++) {
     const Frame *f = &S->frames[i];
@@ -226,13 +280,11 @@ static void put_profile (Pprof *p) {
       put_function(p, (uint64_t)p->shown.id[i] + 1, f->name, f->file, f->line);
   }
   put_function(p, (uint64_t)p->shown.nids + 1, "(outside Lua)", "", 0);
-  if (!put_samples(p)) p->failed = 1;
+  if (!put_samples(p, memory)) p->failed = 1;
   if (S->start_time > 0)
     put_uint(&p->body, PROFILE_TIME_NANOS, (uint64_t)(S->start_time * 1e9));
   put_uint(&p->body, PROFILE_DURATION_NANOS, S->duration_ns);
-  put_value_type(p, PROFILE_PERIOD_TYPE, clock, "nanoseconds");
-  put_uint(&p->body, PROFILE_PERIOD, (uint64_t)(S->interval * 1e9 + 0.5));
-  put_uint(&p->body, PROFILE_DEFAULT_SAMPLE_TYPE, str(p, clock));
+  put_period(p, memory, view);
 }
 
 
@@ -273,7 +325,7 @@ void render_pprof (const Session *S, const RenderOptions *o, Buf *out) {
   buf_init(&p.inner);
   buf_init(&p.strings.table);
   if (map_init(&p.strings.index, 256) && shown_build(&p.shown, S, o)) {
-    put_profile(&p);
+    put_profile(&p, o->view);
     buf_add(&p.body, p.strings.table.data ? p.strings.table.data : "",
             p.strings.table.len);
     if (p.failed || p.body.failed || p.strings.table.failed

@@ -16,7 +16,14 @@ typedef struct RenderOptions {
                             share of the total shows inside its group */
   int show_internals; /* the interpreter's own native frames */
   int show_host;      /* the host's native frames above the Lua root */
+  int view;           /* a ReportView: what the weights are */
 } RenderOptions;
+
+/* What a report weighs its stacks by. VIEW_DEFAULT: bytes allocated for
+** a memory profile, else time. */
+typedef enum ReportView {
+  VIEW_DEFAULT, VIEW_TIME, VIEW_ALLOC, VIEW_LIVE
+} ReportView;
 
 /* A node of the display tree: the session's tree after processing. */
 typedef struct ViewNode {
@@ -38,6 +45,8 @@ int report_render (const Session *S, const char *format,
                    const RenderOptions *o, Buf *out);
 const char *report_formats (void);
 const char *report_format_of (const char *path);
+int report_view_of (const char *name);
+int report_known_format (const char *format);
 
 ViewNode *view_build (const Session *S, const RenderOptions *o);
 void view_free (ViewNode *v);

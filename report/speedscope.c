@@ -7,7 +7,10 @@
 ** session's sampled time exactly. Stacks with time but no sample on the
 ** timeline (it is thinned past SESSION_MAX_MOMENTS; time with no Lua
 ** stack) come last. The stacks are those of stacks.c.
+** A memory view (weights_bytes) has no timeline: its profile, in bytes,
+** lists each stack once with its bytes.
 */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "../ext/sprof.h"
@@ -104,7 +107,7 @@ static void put_samples (Scope *sc, Buf *weights) {
 }
 
 
-static void put_profile (Scope *sc, const char *name) {
+static void put_profile (Scope *sc, const char *name, const char *unit) {
   const Session *S = sc->S;
   Buf weights;
   uint64_t total = 0;
@@ -113,8 +116,9 @@ static void put_profile (Scope *sc, const char *name) {
   buf_init(&weights);
   buf_puts(sc->out, "\"profiles\":[{\"type\":\"sampled\",\"name\":");
   buf_json_string(sc->out, name);
-  buf_printf(sc->out, ",\"unit\":\"nanoseconds\",\"startValue\":0,"
-             "\"endValue\":%llu,\n\"samples\":[", (unsigned long long)total);
+  buf_printf(sc->out, ",\"unit\":\"%s\",\"startValue\":0,"
+             "\"endValue\":%llu,\n\"samples\":[", unit,
+             (unsigned long long)total);
   put_samples(sc, &weights);
   buf_puts(sc->out, "],\n\"weights\":[");
   if (weights.data) buf_add(sc->out, weights.data, weights.len);
@@ -124,9 +128,22 @@ static void put_profile (Scope *sc, const char *name) {
 }
 
 
+/* The profile's name: the program's, and in a memory view what the
+** bytes are. */
+static const char *profile_name (const Session *S, const RenderOptions *o,
+                                 char *buf, size_t len) {
+  const char *name = S->program ? S->program : "sprof";
+  if (!S->weights_bytes) return name;
+  snprintf(buf, len, "%s (%s bytes)", name,
+           o->view == VIEW_LIVE ? "live" : "allocated");
+  return buf;
+}
+
+
 void render_speedscope (const Session *S, const RenderOptions *o,
                         Buf *out) {
   const char *name = S->program ? S->program : "sprof";
+  char pname[512];
   Scope sc;
   size_t n = (size_t)S->nnodes;
   sc.S = S;
@@ -146,7 +163,8 @@ void render_speedscope (const Session *S, const RenderOptions *o,
     buf_json_string(out, name);
     buf_puts(out, ",\"activeProfileIndex\":0,\n");
     put_frames(&sc);
-    put_profile(&sc, name);
+    put_profile(&sc, profile_name(S, o, pname, sizeof pname),
+                S->weights_bytes ? "bytes" : "nanoseconds");
   }
   else out->failed = 1;
   shown_free(&sc.shown);

@@ -1,7 +1,10 @@
 /*
 ** text.c — the console report: a header, then the call tree from the
 ** root, each line with its time, share, function name and file:line.
+** In a memory view (weights_bytes) the weights are bytes, shown in
+** KiB/MiB/GiB, and the header says what was allocated or kept.
 */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,7 +23,7 @@ typedef struct TextCtx {
   const Session *S;
   const RenderOptions *o;
   Buf *out;
-  double total;      /* seconds in the whole tree: 100% */
+  double total;      /* the whole tree's weight: 100% */
   char prefix[1024]; /* the tree's indentation for the current depth */
 } TextCtx;
 
@@ -38,6 +41,69 @@ static const char *share_color (double share) {
 }
 
 
+/* A size in a compact unit: "812 B", "3.1 KiB", "812.3 MiB". */
+static const char *bytes_text (char *buf, size_t len, double bytes) {
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  int u = -1;
+  if (bytes < 1024) {
+    snprintf(buf, len, "%.0f B", bytes);
+    return buf;
+  }
+  while (bytes >= 1024 && u < 3) {
+    bytes /= 1024;
+    u++;
+  }
+  snprintf(buf, len, bytes == (double)(uint64_t)bytes ? "%.0f %s" : "%.1f %s",
+           bytes, units[u]);
+  return buf;
+}
+
+
+/* A count in a compact unit: "812", "12 k", "1.9 M". */
+static const char *count_text (char *buf, size_t len, double n) {
+  const char *unit = "";
+  if (n >= 1e9) { n /= 1e9; unit = " G"; }
+  else if (n >= 1e6) { n /= 1e6; unit = " M"; }
+  else if (n >= 1e3) { n /= 1e3; unit = " k"; }
+  snprintf(buf, len, n < 10 && *unit ? "%.1f%s" : "%.0f%s", n, unit);
+  return buf;
+}
+
+
+/* A weight as the report shows it: seconds, or bytes with a unit. */
+static void put_weight (TextCtx *t, uint64_t w) {
+  char buf[32];
+  if (t->S->weights_bytes)
+    buf_puts(t->out, bytes_text(buf, sizeof buf, (double)w));
+  else buf_printf(t->out, "%.3f", w / 1e9);
+}
+
+
+static void memory_header (TextCtx *t) {
+  const Session *S = t->S;
+  char bytes[32], objects[32], rate[32];
+  buf_printf(t->out, "\n  Memory: %s %s in %s objects (sampled every %s)",
+             t->o->view == VIEW_LIVE ? "live at the end" : "allocated",
+             bytes_text(bytes, sizeof bytes, (double)S->weight_ns),
+             count_text(objects, sizeof objects, (double)S->samples),
+             bytes_text(rate, sizeof rate, S->memory_rate));
+}
+
+
+static void time_header (TextCtx *t, double duration) {
+  const Session *S = t->S;
+  Buf *out = t->out;
+  buf_printf(out, "   Samples: %llu", (unsigned long long)S->samples);
+  if (duration > 0)
+    buf_printf(out, " (%.0f/s)", S->samples / duration);
+  buf_printf(out, "\n  Interval: %g ms   Clock: %s", S->interval * 1e3,
+             S->clock == CLOCK_KIND_CPU ? "cpu" : "wall");
+  if (duration > 0)
+    buf_printf(out, "   CPU: %.0f%% of wall time",
+               100.0 * (S->cpu_ns / 1e9) / duration);
+}
+
+
 static void header (TextCtx *t) {
   const Session *S = t->S;
   Buf *out = t->out;
@@ -52,15 +118,10 @@ static void header (TextCtx *t) {
   buf_puts(out, "sprof");
   color(t, RESET);
   if (S->program) buf_printf(out, "  %s", S->program);
-  buf_printf(out, "\n  Recorded: %s   Duration: %.3f s   Samples: %llu",
-             when, duration, (unsigned long long)S->samples);
-  if (duration > 0)
-    buf_printf(out, " (%.0f/s)", S->samples / duration);
-  buf_printf(out, "\n  Interval: %g ms   Clock: %s", S->interval * 1e3,
-             S->clock == CLOCK_KIND_CPU ? "cpu" : "wall");
+  buf_printf(out, "\n  Recorded: %s   Duration: %.3f s", when, duration);
+  if (S->weights_bytes) memory_header(t);
+  else time_header(t, duration);
   if (duration > 0) {
-    buf_printf(out, "   CPU: %.0f%% of wall time",
-               100.0 * (S->cpu_ns / 1e9) / duration);
     buf_printf(out, "\n  Profiler overhead: %.2f%% of the run in the program's "
                "thread (%.1f ms)", 100.0 * (S->overhead_ns / 1e9) / duration,
                S->overhead_ns / 1e6);
@@ -73,13 +134,17 @@ static void header (TextCtx *t) {
 
 
 /* The group's label: how many frames were hidden into the line, and the
-** time spent in them, which is not the function's own. */
+** time (bytes) spent in them, which is not the function's own. Hidden
+** time under half a millisecond only led to what shows below. */
 static void hidden_frames (TextCtx *t, const ViewNode *v) {
   color(t, DIM);
   buf_printf(t->out, "  [%d frame%s hidden", v->hidden,
              v->hidden > 1 ? "s" : "");
-  if (v->hidden_ns >= 500000)  /* else they only led to what shows below */
-    buf_printf(t->out, ": %.3f s", v->hidden_ns / 1e9);
+  if (t->S->weights_bytes ? v->hidden_ns > 0 : v->hidden_ns >= 500000) {
+    buf_puts(t->out, ": ");
+    put_weight(t, v->hidden_ns);
+    if (!t->S->weights_bytes) buf_puts(t->out, " s");
+  }
   if (v->hidden_file) {
     const char *base = strrchr(v->hidden_file, '/');
     buf_printf(t->out, " in %s%s", base ? base + 1 : v->hidden_file,
@@ -92,11 +157,11 @@ static void hidden_frames (TextCtx *t, const ViewNode *v) {
 
 static void line (TextCtx *t, const ViewNode *v) {
   const Frame *f = v->frame >= 0 ? &t->S->frames[v->frame] : NULL;
-  double secs = v->total_ns / 1e9;
-  double share = t->total > 0 ? secs / t->total : 0;
+  double share = t->total > 0 ? (double)v->total_ns / t->total : 0;
   Buf *out = t->out;
   color(t, share_color(share));
-  buf_printf(out, "%.3f %5.1f%%", secs, share * 100);
+  put_weight(t, v->total_ns);
+  buf_printf(out, " %5.1f%%", share * 100);
   color(t, RESET);
   buf_puts(out, "  ");
   if (f == NULL) {
@@ -152,8 +217,12 @@ void render_text (const Session *S, const RenderOptions *o, Buf *out) {
   t.prefix[0] = '\0';
   header(&t);
   if (root == NULL) { out->failed = 1; return; }
-  t.total = root->total_ns / 1e9;
-  if (root->total_ns == 0) buf_puts(out, "No samples were recorded.\n");
+  t.total = (double)root->total_ns;
+  if (root->total_ns == 0)
+    buf_puts(out, !S->weights_bytes ? "No samples were recorded.\n"
+                  : o->view == VIEW_LIVE ? "Nothing sampled was still allocated "
+                                           "when the profile stopped.\n"
+                  : "No allocations were sampled.\n");
   for (i = 0; i < root->nchildren; i++) subtree(&t, root->children[i]);
   if (root->self_ns > 0 && root->self_ns >= o->threshold * root->total_ns) {
     ViewNode outside = *root;

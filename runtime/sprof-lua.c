@@ -36,6 +36,9 @@ typedef struct Args {
   int no_native;              /* Lua frames only */
   int show_internals;         /* the interpreter's own native frames */
   int host_frames;            /* native frames above the Lua root */
+  int memory;                 /* --memory: profile allocations too */
+  double memory_rate;         /* mean bytes between samples; 0: default */
+  int view;                   /* --memory-view: a ReportView */
   const char *loads[MAX_LOADS];
   int nloads;
   int load_prev;              /* --load-prev: the latest kept session */
@@ -55,6 +58,7 @@ static lua_State *globalL;
 static Args args;
 static int started;   /* Lua code began to run: a report is due */
 static int reported;
+static int report_failed;  /* the report could not be rendered */
 
 
 static void usage (FILE *f) {
@@ -63,7 +67,8 @@ static void usage (FILE *f) {
     "       %s [options] --load session.json [--load ...]\n"
     "       %s [options] --load-prev\n"
     "Runs Lua 5.4 code as lua5.4 would run it, under the sprof sampling\n"
-    "profiler, and writes a report of where the time went when it ends.\n\n"
+    "profiler, and writes a report of where the time went (and with --memory,\n"
+    "the memory) when it ends.\n\n"
     "options:\n"
     "  -r, --renderer NAME   text, html, collapsed, json, speedscope or pprof;\n"
     "                        default: from the -o file's extension, else text\n"
@@ -81,6 +86,15 @@ static void usage (FILE *f) {
     "      --no-native       Lua frames only: no native (C) frames\n"
     "      --show-internals  show the interpreter's own native frames\n"
     "      --host-frames     show the native frames above the Lua root\n"
+    "      --memory          profile memory too: the reports weigh stacks by\n"
+    "                        bytes allocated (sampled, with full stacks)\n"
+    "      --memory-rate BYTES\n"
+    "                        mean bytes between sampled allocations\n"
+    "                        (default 524288); implies --memory\n"
+    "      --memory-view alloc|live|time\n"
+    "                        what text, collapsed and speedscope reports\n"
+    "                        weigh: bytes allocated (default with --memory),\n"
+    "                        bytes still live at the end, or time\n"
     "      --load FILE       re-render a saved JSON session (repeat to sum)\n"
     "      --load-prev       re-render the latest session of this command\n"
     "                        (it keeps the last 10 in $XDG_STATE_HOME/sprof)\n"
@@ -158,6 +172,27 @@ static int set_clock (Args *a, const char *value) {
 }
 
 
+static int set_memory_rate (Args *a, const char *value) {
+  char *end;
+  a->memory_rate = strtod(value, &end);
+  if (*end != '\0' || end == value || !(a->memory_rate >= 1)
+      || a->memory_rate > 1e12)
+    return bad_usage("memory rate must be a positive number of bytes, "
+                     "not '%s' (e.g. 524288)", value);
+  a->memory = 1;
+  return 1;
+}
+
+
+static int set_memory_view (Args *a, const char *value) {
+  a->view = report_view_of(value);
+  if (a->view < 0)
+    return bad_usage("unknown memory view '%s' (use alloc, live or time)",
+                     value);
+  return 1;
+}
+
+
 static int add_load (Args *a, const char *value) {
   if (a->nloads == MAX_LOADS - 1) return bad_usage("too many --load%s", "");
   a->loads[a->nloads++] = value;
@@ -177,6 +212,8 @@ static const ValueOption value_options[] = {
   {"-o", "--outfile", set_outfile},
   {"-i", "--interval", set_interval},
   {NULL, "--clock", set_clock},
+  {NULL, "--memory-rate", set_memory_rate},
+  {NULL, "--memory-view", set_memory_view},
   {NULL, "--load", add_load},
   {NULL, NULL, NULL}
 };
@@ -253,6 +290,7 @@ static int parse_args (int argc, char **argv, Args *a) {
     if (strcmp(o, "--show-internals") == 0) { a->show_internals = 1; continue; }
     if (strcmp(o, "--host-frames") == 0) { a->host_frames = 1; continue; }
     if (strcmp(o, "--load-prev") == 0) { a->load_prev = 1; continue; }
+    if (strcmp(o, "--memory") == 0) { a->memory = 1; continue; }
     took = lua_option(a, o, value);
     if (took < 0) return 0;
     if (took > 0) { i += took - 1; continue; }
@@ -272,6 +310,10 @@ static int parse_args (int argc, char **argv, Args *a) {
   if (!a->run && (a->script || a->nlua > 0 || a->version || a->no_env))
     return bad_usage("--load re-renders a saved session: give it no script "
                      "and no lua options%s", "");
+  if (!a->run && a->memory)
+    return bad_usage("--load re-renders a saved session: --memory and "
+                     "--memory-rate are for a run (--memory-view picks the "
+                     "view)%s", "");
   /* as lua5.4: with no script and no -e (or -v), stdin is the script */
   if (a->run && a->script == 0 && !a->has_e && !a->version) {
     if (isatty(STDIN_FILENO))
@@ -454,6 +496,7 @@ static void write_report (void) {
   o.show_all = args.show_all;
   o.show_internals = args.show_internals;
   o.show_host = args.host_frames;
+  o.view = args.view;
   o.color = to != NULL && strcmp(args.renderer, "text") == 0
             && isatty(fileno(to)) && getenv("NO_COLOR") == NULL;
   if (args.outfile == NULL && strcmp(args.renderer, "html") == 0
@@ -471,7 +514,8 @@ static void write_report (void) {
   }
   text = profiler_render(profiler, args.renderer, &o, &len, &error);
   if (text == NULL) {
-    fprintf(stderr, "%s: %s\n", progname, error);
+    fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
+    report_failed = 1;
     return;
   }
   fflush(stdout);
@@ -712,6 +756,25 @@ static int pmain (lua_State *L) {
 }
 
 
+/*
+** A memory view of a profile without memory is refused before the program
+** runs (or before a report is tried), in the engine's words, which its
+** render gives at once with no output. 0: refused (said so).
+*/
+static int view_available (void) {
+  RenderOptions o = report_default_options();
+  const char *error = NULL;
+  if (!(args.view == VIEW_ALLOC || args.view == VIEW_LIVE)
+      || profiler->session.memory_rate > 0)
+    return 1;
+  o.view = args.view;
+  free(profiler_render(profiler, "text", &o, NULL, &error));
+  if (error == NULL) return 1;
+  fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
+  return 0;
+}
+
+
 static int render_loads (void) {
   int i;
   const char *error = NULL;
@@ -737,8 +800,19 @@ static int render_loads (void) {
       return EXIT_FAILURE;
     }
   }
+  if (!view_available()) return EXIT_FAILURE;
   write_report();
-  return EXIT_SUCCESS;
+  return report_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+
+/* Memory profiling for the run, if asked. 0: bad usage (said so). */
+static int setup_memory (void) {
+  const char *error = NULL;
+  if (args.memory) error = profiler_set_memory(profiler, args.memory_rate);
+  if (error == NULL) return 1;
+  fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
+  return 0;
 }
 
 
@@ -759,6 +833,7 @@ int main (int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", progname, error + strlen("sprof: "));
     return 2;
   }
+  if (!setup_memory() || !view_available()) return 2;
   profiler_set_program(profiler, program_name(argv));
   atexit(write_report);  /* os.exit ends the script without returning here */
   L = luaL_newstate();

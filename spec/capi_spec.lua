@@ -95,6 +95,114 @@ print(auto_hot())
   end)
 end)
 
+describe("memory profiles through libsprof", function ()
+  -- allocates about 20 MB (2 MB/1000 rounds), at least 0.1 s of CPU
+  local alloc_code = [[
+local function NAME ()
+  local t0, keep, n = os.clock(), {}, 0
+  repeat
+    for i = 1, 1000 do keep[i % 100 + 1] = { ("x"):rep(1000 + i % 50) .. i } end
+    n = n + 1
+  until n >= 1000 and os.clock() - t0 >= 0.1
+  return #keep
+end
+print(NAME())
+]]
+  local function alloc_script (name) return h.script((alloc_code:gsub("NAME", name))) end
+  local function share_of (stacks, total, name)
+    return h.time_along(stacks, { name }) / total
+  end
+
+  it("reports the bytes a host's Lua allocates with sprof_options.memory, and gives the allocator back", function ()
+    local r = h.run(bin("spec/memory_host"))
+    assert.are.equal(0, r.status, r.err)
+    assert.matches("allocator restored: yes", r.out)
+    local text = r.out:match("== text\n(.-)== end")
+    assert.is_truthy(text, r.out)
+    assert.matches("Memory: allocated", text)
+    local amount, unit, pct = text:match("([%d.]+) ([KMG]iB)%s+([%d.]+)%%%s+hoard")
+    assert.is_truthy(amount, text)
+    assert.is_true(unit ~= "KiB" and tonumber(pct) > 90, text)
+    -- a host that wrapped our allocator keeps its wrapper after stop
+    assert.matches("host wrapper kept: yes", r.out)
+    -- lua_close while profiling memory: the profile ends there, no crash
+    assert.matches("stop after close: refused", r.out)
+    assert.matches("hoard recorded: yes", r.out)
+  end)
+
+  it("profiles memory in lua5.4 with SPROF_MEMORY=1 and sprof.auto", function ()
+    local script = alloc_script("auto_alloc")
+    local out = h.tmpfile(".json")
+    local env = { LUA_INIT_5_4 = 'require "sprof.auto"', SPROF_OUTPUT = out,
+                  LUA_PATH = h.root .. "/runtime/?.lua;;", SPROF_MEMORY = "1" }
+    local plain = h.run("lua5.4 " .. h.quote(script))
+    local r = h.run("lua5.4 " .. h.quote(script), env)
+    assert.are.equal(0, r.status, r.err)
+    assert.are.equal(plain.out, r.out)
+    assert.are.equal("", r.err)
+    local json = h.read(out)
+    assert.matches('"memory_rate":524288[,}]', json)
+    assert.matches('"alloc_bytes":', json)
+    assert.matches('"name":"auto_alloc"', json)
+    -- the rate alone turns it on; collapsed stacks weigh bytes
+    out = h.tmpfile(".collapsed")
+    env.SPROF_OUTPUT, env.SPROF_MEMORY, env.SPROF_MEMORY_RATE = out, nil, "65536"
+    r = h.run("lua5.4 " .. h.quote(script), env)
+    assert.are.equal(0, r.status, r.err)
+    local stacks, total = h.collapsed(h.read(out))
+    assert.is_true(share_of(stacks, total, "auto_alloc") > 0.9, h.read(out))
+    assert.is_true(h.time_along(stacks, { "auto_alloc", "[table]" }) > 0, h.read(out))
+  end)
+
+  it("says which variable is wrong and profiles time only", function ()
+    local script = alloc_script("auto_alloc")
+    for _, bad in ipairs { { SPROF_MEMORY = "yes" }, { SPROF_MEMORY_RATE = "lots" },
+                           { SPROF_MEMORY_RATE = "-1" } } do
+      local name, value = next(bad)
+      local out = h.tmpfile(".json")
+      local env = { LUA_INIT_5_4 = 'require "sprof.auto"', SPROF_OUTPUT = out,
+                    LUA_PATH = h.root .. "/runtime/?.lua;;", [name] = value }
+      local r = h.run("lua5.4 " .. h.quote(script), env)
+      assert.are.equal(0, r.status, r.err)
+      local lines = select(2, r.err:gsub("\n", ""))
+      assert.are.equal(1, lines, r.err)
+      assert.matches(name .. " must be", r.err, 1, true)
+      assert.matches(value, r.err, 1, true)
+      local json = h.read(out)
+      assert.matches('"name":"auto_alloc"', json)
+      assert.is_nil(json:find('"memory_rate"', 1, true))
+      -- the same through LD_PRELOAD
+      out = h.tmpfile(".json")
+      local preload = os.getenv("LD_PRELOAD")
+      r = h.run(bin("spec/plain_host") .. " " .. h.quote(script),
+                { LD_PRELOAD = (preload and preload .. " " or "") .. h.build .. "/libsprof.so",
+                  SPROF_OUTPUT = out, [name] = value })
+      assert.are.equal(0, r.status, r.err)
+      assert.matches("sprof: " .. name .. " must be", r.err, 1, true)
+      assert.is_nil(h.read(out):find('"memory_rate"', 1, true))
+    end
+  end)
+
+  it("profiles memory in an unmodified program through LD_PRELOAD and SPROF_MEMORY=1", function ()
+    local script = alloc_script("preloaded_alloc")
+    local out = h.tmpfile(".collapsed")
+    local preload = os.getenv("LD_PRELOAD")
+    local r = h.run(bin("spec/plain_host") .. " " .. h.quote(script),
+                    { LD_PRELOAD = (preload and preload .. " " or "") .. h.build .. "/libsprof.so",
+                      SPROF_OUTPUT = out, SPROF_MEMORY = "1" })
+    assert.are.equal(0, r.status, r.err)
+    -- each state's own allocations: the one written at exit, and the
+    -- one written at its lua_close
+    for _, path in ipairs { out, (out:gsub("%.collapsed$", ".2.collapsed")) } do
+      local text = h.read(path)
+      assert.is_truthy(text, path)
+      local stacks, total = h.collapsed(text)
+      assert.is_true(share_of(stacks, total, "preloaded_alloc") > 0.9, text)
+      assert.is_true(h.time_along(stacks, { "preloaded_alloc", "[string]" }) > 0, text)
+    end
+  end)
+end)
+
 describe("LD_PRELOAD on a real server", function ()
   it("profiles lighttpd's mod_magnet scripts and writes at shutdown", function ()
     local report = h.tmpfile(".txt")

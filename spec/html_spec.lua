@@ -91,6 +91,22 @@ describe("the HTML report", function ()
     assert.matches("unknown option", select(2, pcall(p.output_html, p, { colour = 1 })))
   end)
 
+  it("of a memory profile carries its bytes, and opens on the memory_view asked", function ()
+    local p = sprof.new { memory = true }
+    p:start()
+    local t0, kept = clock(), {}  -- strings of 100 to 200 bytes, for 0.05 s of CPU
+    repeat kept[#kept + 1] = ("x"):rep(#kept % 100 + 100) .. #kept until clock() - t0 >= 0.05
+    p:stop()
+    local page = p:output_html()
+    local json = embedded_json(page)
+    assert.matches('"memory_rate":524288[,}]', json)
+    assert.matches('"alloc_bytes":%d+', json)
+    assert.matches('"heap":%[%d', json)
+    assert.matches('data%-memory%-view=""', page)
+    assert.matches('data%-memory%-view="live"', p:output_html { memory_view = "live" })
+    assert.matches('data%-memory%-view="time"', p:output("html", { memory_view = "time" }))
+  end)
+
   it("keeps names that are markup as data: nothing ends the script element", function ()
     local script = h.script(hostile_script)
     local out = h.tmpfile(".html")

@@ -56,6 +56,13 @@
     return s >= 1 ? +s.toPrecision(3) + ' s' : +(s * 1e3).toPrecision(3) + ' ms';
   }
 
+  function fmtBytes (b) {
+    var units = ['KiB', 'MiB', 'GiB', 'TiB'], u = -1;
+    if (!(b >= 1024)) return Math.round(b || 0) + ' B';
+    while (b >= 1024 && u < units.length - 1) { b /= 1024; u++; }
+    return (b >= 100 ? b.toFixed(0) : b.toFixed(1)) + ' ' + units[u];
+  }
+
   function fmtCount (n) {
     return Math.round(n).toLocaleString('en-US');
   }
@@ -119,10 +126,44 @@
         if (f >= 0 && f < nf) cur = P.child(cur, f);
       }
       P.stackLeaf[i] = cur;
-      P.self[cur] += +s.weight_ns || 0;
-      P.samples[cur] += +s.samples || 0;
+    }
+    P.memory = +data.memory_rate > 0;
+    P.weights = { time: weigh(P, stacks, WEIGHTS.time) };
+    if (P.memory) {
+      P.weights.alloc = weigh(P, stacks, WEIGHTS.alloc);
+      P.weights.live = weigh(P, stacks, WEIGHTS.live);
     }
     return P;
+  }
+
+  /*
+  ** What a view weighs: time, or for a memory profile the bytes allocated
+  ** or still live at the end. The tree, flame graph and search take one of
+  ** these; the timeline is always of time.
+  */
+  var WEIGHTS = {
+    alloc: { name: 'alloc', label: 'Allocated', selfKey: 'alloc_bytes', countKey: 'alloc_objects',
+             fmt: fmtBytes, counted: 'objects', of: 'of the bytes allocated',
+             help: 'Bytes allocated during the run, by the stack that allocated them' },
+    live: { name: 'live', label: 'Live', selfKey: 'live_bytes', countKey: 'live_objects',
+            fmt: fmtBytes, counted: 'objects', of: 'of the live bytes',
+            help: 'Bytes still allocated when the profile stopped, after a full collection' },
+    time: { name: 'time', label: 'Time', selfKey: 'weight_ns', countKey: 'samples',
+            fmt: fmtSeconds, counted: 'samples', of: 'of the time',
+            help: 'Time: where the program spent its samples' }
+  };
+
+  /* Each trie node's own weight and count under one of the WEIGHTS. */
+  function weigh (P, stacks, how) {
+    var W = { self: new Float64Array(P.n), count: new Float64Array(P.n), total: 0 };
+    for (var k in how) W[k] = how[k];
+    for (var i = 0; i < stacks.length; i++) {
+      var leaf = P.stackLeaf[i], w = +stacks[i][how.selfKey] || 0;
+      W.self[leaf] += w;
+      W.count[leaf] += +stacks[i][how.countKey] || 0;
+      W.total += w;
+    }
+    return W;
   }
 
   /*
@@ -153,8 +194,6 @@
     this.first = bigger(Int32Array, this.first);
     this.next = bigger(Int32Array, this.next);
     this.nkids = bigger(Int32Array, this.nkids);
-    this.self = bigger(Float64Array, this.self);
-    this.samples = bigger(Float64Array, this.samples);
     this.capacity = capacity;
   };
 
@@ -208,12 +247,12 @@
            (f.host && !options.showHost && v === root);
   }
 
-  /* A node's own time as shown: with that of the interpreter's own
+  /* A node's own weight as shown: with that of the interpreter's own
      frames under it, which fold into it. */
-  function ownTime (P, r) {
-    var t = P.self[r];
+  function ownTime (P, W, r) {
+    var t = W.self[r];
     for (var c = P.first[r]; c >= 0; c = P.next[c])
-      if (P.frames[P.frame[c]].internal && !options.showInternals) t += ownTime(P, c);
+      if (P.frames[P.frame[c]].internal && !options.showInternals) t += ownTime(P, W, c);
     return t;
   }
 
@@ -237,15 +276,15 @@
   ** run: those show under the group. The hidden frames' time is the
   ** group's (hiddenTime), not the function's self time. The interpreter's
   ** own native frames, and the host's above the root, go to the frame
-  ** above them unless the report was asked to show them.
+  ** above them unless the report was asked to show them. W (one of
+  ** P.weights) says what "time" is: time, or bytes.
   */
-  function buildView (P, showLibrary) {
+  function buildView (P, W, showLibrary) {
     var nodes = [];
     var rawToView = new Int32Array(P.n);
     var big = new Map();   /* node id -> (frame -> child), for many children */
-    var run = 0;
-    for (var k = 0; k < P.n; k++) run += P.self[k];
-    var hot = options.selfThreshold * run;
+    var self = W.self, count = W.count;
+    var hot = options.selfThreshold * W.total;
     function vnode (frame, parent) {
       var v = {
         id: nodes.length, frame: frame, parent: parent, children: NONE,
@@ -276,8 +315,8 @@
       return w;
     }
     var root = vnode(-1, null);
-    root.self = P.self[0];
-    root.samples = P.samples[0];
+    root.self = self[0];
+    root.samples = count[0];
     /* per node to visit: the view node it goes to, whether that is library
        code, whether the node itself was hidden */
     var todo = [0], into = [root], inLib = [false], inHidden = [false];
@@ -286,19 +325,19 @@
       for (var c = P.first[r]; c >= 0; c = P.next[c]) {
         var f = P.frames[P.frame[c]], w = v, hidden = hid, own;
         if (folds(f, v, root)) {
-          if (hid) v.hiddenTime += P.self[c]; else v.self += P.self[c];
+          if (hid) v.hiddenTime += self[c]; else v.self += self[c];
         } else if (!showLibrary && lib && !isUserCode(f) &&
-                   !((own = ownTime(P, c)) > 0 && own >= hot)) {
+                   !((own = ownTime(P, W, c)) > 0 && own >= hot)) {
           hidden = true;
           v.hidden++;
-          v.hiddenTime += P.self[c];
-          if (f.kind === 'lua') hiddenFrom(v, f.file, P.self[c]);
+          v.hiddenTime += self[c];
+          if (f.kind === 'lua') hiddenFrom(v, f.file, self[c]);
         } else {
           w = child(v, P.frame[c]);
-          w.self += P.self[c];
+          w.self += self[c];
           hidden = false;
         }
-        w.samples += P.samples[c];
+        w.samples += count[c];
         rawToView[c] = w.id;
         todo.push(c); into.push(w); inHidden.push(hidden);
         inLib.push(w === v ? lib : f.library || (lib && !isUserCode(f)));
@@ -311,9 +350,38 @@
       if (n.parent) n.parent.total += n.total;
       if (n.children.length > 1) n.children.sort(byTotal);
     }
+    nodes = prune(nodes, rawToView);
     var maxDepth = 0;
     for (j = 0; j < nodes.length; j++) if (nodes[j].depth > maxDepth) maxDepth = nodes[j].depth;
-    return { nodes: nodes, root: root, rawToView: rawToView, total: root.total, maxDepth: maxDepth };
+    return { nodes: nodes, root: root, rawToView: rawToView, total: root.total,
+             maxDepth: maxDepth, weight: W };
+  }
+
+  /* Drops what weighs nothing in its view (in a view of bytes, the stacks
+     that only took time; in one of time, those that only allocated): ids
+     are renumbered, and rawToView sends a dropped node to its nearest
+     kept ancestor. */
+  function prune (nodes, rawToView) {
+    var to = new Int32Array(nodes.length), dead = new Uint8Array(nodes.length), kept = [];
+    for (var j = 0; j < nodes.length; j++) {
+      var n = nodes[j];
+      if (n.parent && (dead[n.parent.id] || n.total <= 0)) {
+        dead[j] = 1;
+        to[j] = to[n.parent.id];
+      } else {
+        to[j] = kept.length;
+        kept.push(n);
+      }
+    }
+    if (kept.length === nodes.length) return nodes;
+    for (j = 0; j < kept.length; j++) {
+      var kids = kept[j].children;
+      while (kids.length && dead[kids[kids.length - 1].id]) kids.pop();  /* sorted: last */
+      if (kids.length === 0) kept[j].children = NONE;
+    }
+    for (j = 0; j < kept.length; j++) kept[j].id = j;
+    for (j = 0; j < rawToView.length; j++) rawToView[j] = to[rawToView[j]];
+    return kept;
   }
 
   /* ------------------------------------------------------------------ state */
@@ -325,13 +393,15 @@
   }
 
   var data, P, V;
+  var TV = null;   /* the view of time the timeline draws, when V is of bytes */
   var frames = [];
   var page = document.documentElement.dataset;
   var options = {   /* as the report was rendered (RenderOptions) */
     showAll: page.showAll === 'true',
     showInternals: page.showInternals === 'true',
     showHost: page.showHost === 'true',
-    selfThreshold: shareOf(page.selfThreshold, 0.2)
+    selfThreshold: shareOf(page.selfThreshold, 0.2),
+    memoryView: page.memoryView || ''   /* "alloc", "live", "time" or "" */
   };
   var state = {
     view: 'tree',
@@ -345,7 +415,20 @@
     span: null                /* [t0, t1] of the timeline, ns */
   };
 
-  function share (v) { return V.total > 0 ? v.total / V.total : 0; }
+  /* v's share of its view (V unless said). */
+  function share (v, view) {
+    view = view || V;
+    return view.total > 0 ? v.total / view.total : 0;
+  }
+
+  /* A weight of V as shown: seconds or bytes. */
+  function fmtWeight (x) { return V.weight.fmt(x); }
+
+  function timeView () {
+    if (V.weight.name === 'time') return V;
+    if (!TV) TV = buildView(P, P.weights.time, state.showLibrary);
+    return TV;
+  }
 
   function frameOf (v) { return v.frame >= 0 ? frames[v.frame] : null; }
 
@@ -379,12 +462,15 @@
     var secs = duration / 1e9;
     clear(facts);
     facts.appendChild(fact('Duration', fmtSeconds(duration)));
-    facts.appendChild(fact('Samples', fmtCount(samples),
-                           secs > 0 ? fmtCount(samples / secs) + '/s' : null));
-    facts.appendChild(fact('Interval', fmtInterval(+data.interval || 0)));
-    facts.appendChild(fact('Clock', data.clock === 'cpu' ? 'CPU' : 'wall', null,
-      data.clock === 'cpu' ? 'Samples weigh CPU time of the profiled thread'
-                           : 'Samples weigh wall time: waiting counts'));
+    if (P.memory) memoryFacts(facts);
+    if (samples > 0 || !P.memory) {
+      facts.appendChild(fact('Samples', fmtCount(samples),
+                             secs > 0 ? fmtCount(samples / secs) + '/s' : null));
+      if (!P.memory) facts.appendChild(fact('Interval', fmtInterval(+data.interval || 0)));
+      facts.appendChild(fact('Clock', data.clock === 'cpu' ? 'CPU' : 'wall', null,
+        data.clock === 'cpu' ? 'Samples weigh CPU time of the profiled thread'
+                             : 'Samples weigh wall time: waiting counts'));
+    }
     if (duration > 0) {
       var cpu = (+data.cpu_ns || 0) / duration;
       facts.appendChild(fact('CPU', Math.round(cpu * 100) + '%', 'of wall time',
@@ -398,6 +484,25 @@
                              sampler > 0 ? '+ ' + (sampler * 100).toFixed(2) + '% sampler' : null,
                              'Profiler overhead: ' + title));
     }
+  }
+
+  function memoryFacts (facts) {
+    var alloc = P.weights.alloc, live = P.weights.live, rate = +data.memory_rate;
+    var objects = function (W) { return fmtCount(sum(W.count)) + ' objects'; };
+    facts.appendChild(fact('Allocated', fmtBytes(alloc.total), objects(alloc),
+                           'Bytes allocated while profiling (estimated from the sampled allocations)'));
+    facts.appendChild(fact('Live at end', fmtBytes(live.total), null,
+                           'Still allocated when the profile stopped, after a full collection: ' +
+                           objects(live)));
+    facts.appendChild(fact('Sampled every', fmtBytes(rate), null,
+                           'One allocation sampled per ' + fmtBytes(rate) + ' allocated on average ' +
+                           '(Poisson); each stands for the bytes around it, so totals are unbiased'));
+  }
+
+  function sum (a) {
+    var t = 0;
+    for (var i = 0; i < a.length; i++) t += a[i];
+    return t;
   }
 
   /* ------------------------------------------------------------- call tree */
@@ -452,7 +557,7 @@
     if (hasKids(v)) row.setAttribute('aria-expanded', String(state.expanded.has(v)));
     if (f && state.matchFrame && state.matchFrame[v.frame]) row.classList.add('match');
 
-    row.appendChild(el('span', 'c-total ' + heat(s), fmtSeconds(v.total)));
+    row.appendChild(el('span', 'c-total ' + heat(s), fmtWeight(v.total)));
     var sh = el('span', 'c-share');
     var bar = el('span', 'share-bar'), fill = el('span', heat(s));
     fill.style.width = Math.max(s * 100, s > 0 ? 2 : 0).toFixed(1) + '%';
@@ -461,7 +566,7 @@
     sh.appendChild(document.createTextNode(fmtPercent(s)));
     row.appendChild(sh);
     row.appendChild(el('span', 'c-self' + (v.self > 0 ? '' : ' zero'),
-                       v.self > 0 ? fmtSeconds(v.self) : '–'));
+                       v.self > 0 ? fmtWeight(v.self) : '–'));
 
     var name = el('span', 'c-name');
     name.appendChild(el('span', 'toggle' + (hasKids(v) ? '' : ' leaf')));
@@ -479,20 +584,22 @@
     }
     if (v.hidden > 0) {
       var pill = el('span', 'hidden-frames', '[' + hiddenLabel(v) +
-                    (v.hiddenTime > 0 ? ': ' + fmtSeconds(v.hiddenTime) : '') + ']');
+                    (v.hiddenTime > 0 ? ': ' + fmtWeight(v.hiddenTime) : '') + ']');
       pill.title = 'Library code called from here' +
                    (v.hiddenFile ? ' (' + v.hiddenFile + (v.hiddenFiles > 1 ? ' and others' : '') + ')' : '') +
-                   ' is hidden in this group: ' + fmtSeconds(v.hiddenTime) +
-                   ' of its own time, not counted as this function\'s self time.' +
+                   ' is hidden in this group: ' + fmtWeight(v.hiddenTime) +
+                   (V.weight.name === 'time'
+                     ? ' of its own time, not counted as this function\'s self time.'
+                     : ' it allocated itself, not counted as this function\'s own.') +
                    ' Click to show library frames.';
       pill.sprofAction = 'library';
       name.appendChild(pill);
     }
     name.title = (f ? f.name + (loc ? '  ' + loc : '')
                     : 'Samples with no frame to show: the host, outside Lua') +
-                 '\nself ' + fmtSeconds(v.self) +
-                 (v.hidden > 0 ? ', hidden frames ' + fmtSeconds(v.hiddenTime) : '') +
-                 ', ' + fmtCount(v.samples) + ' samples here';
+                 '\nself ' + fmtWeight(v.self) +
+                 (v.hidden > 0 ? ', hidden frames ' + fmtWeight(v.hiddenTime) : '') +
+                 ', ' + fmtCount(v.samples) + ' ' + V.weight.counted + ' here';
     row.appendChild(name);
     rowOf.set(v, row);
     return row;
@@ -513,7 +620,7 @@
     row.setAttribute('role', 'treeitem');
     row.tabIndex = -1;
     row.style.setProperty('--d', String(v.depth));
-    row.appendChild(el('span', 'c-total', fmtSeconds(t)));
+    row.appendChild(el('span', 'c-total', fmtWeight(t)));
     row.appendChild(el('span', 'c-share', fmtPercent(V.total > 0 ? t / V.total : 0)));
     row.appendChild(el('span', 'c-self'));
     var name = el('span', 'c-name');
@@ -551,8 +658,7 @@
     var focused = document.activeElement && document.activeElement.sprofNode;
     clear(tree);
     if (V.total <= 0 && V.root.children.length === 0) {
-      tree.appendChild(el('div', 'empty', 'No samples were recorded: the program ran ' +
-                          'for less than one sampling interval, or the profiler was not running.'));
+      tree.appendChild(el('div', 'empty', emptyText()));
       return;
     }
     var top = el('div', 'group');
@@ -562,6 +668,17 @@
     var first = tree.querySelector('.row');
     if (first) first.tabIndex = 0;
     if (focused && rowOf.has(focused) && rowOf.get(focused).isConnected) focusRow(rowOf.get(focused));
+  }
+
+  function emptyText () {
+    var name = V.weight.name;
+    if (name === 'alloc')
+      return 'No allocation was sampled: the program allocated less than about ' +
+             fmtBytes(+data.memory_rate) + ' (the sampling rate) while profiled.';
+    if (name === 'live')
+      return 'Nothing sampled was still allocated when the profile stopped.';
+    return 'No samples were recorded: the program ran ' +
+           'for less than one sampling interval, or the profiler was not running.';
   }
 
   /* Opens or closes v's row in place. */
@@ -727,7 +844,7 @@
       collectMatches();
       info.textContent = state.matches.length === 0 ? 'no match'
         : nframes + ' function' + (nframes > 1 ? 's' : '') + ' · ' +
-          fmtPercent(matchedShare()) + ' of the time';
+          fmtPercent(matchedShare()) + ' ' + V.weight.of;
       for (i = 0; i < state.matches.length && i < REVEAL; i++) reveal(state.matches[i]);
     } else {
       info.textContent = '';
@@ -864,8 +981,11 @@
 
   /* ---------------------------------------------------------------- tooltip */
 
-  function showTip (e, v, extra) {
+  /* The tooltip of v, a node of view (V unless said). */
+  function showTip (e, v, extra, view) {
     var tip = $('tooltip'), f = frameOf(v);
+    view = view || V;
+    var fmt = view.weight.fmt;
     clear(tip);
     tip.appendChild(el('div', 't-name', labelOf(v)));
     var loc = f ? where(f) : '';
@@ -877,12 +997,18 @@
       tip.appendChild(r);
     }
     (extra || []).forEach(function (kv) { line(kv[0], kv[1]); });
-    line('total', fmtSeconds(v.total) + '  ' + fmtPercent(share(v)));
-    line('self', fmtSeconds(v.self));
-    line('samples', fmtCount(v.samples));
+    line('total', fmt(v.total) + '  ' + fmtPercent(share(v, view)));
+    line('self', fmt(v.self));
+    line(view.weight.counted, fmtCount(v.samples));
     if (f) line('kind', f.kind === 'lua' ? (f.library ? 'Lua (library)' : 'Lua') :
                         f.kind === 'c' ? 'C function' : f.kind);
-    if (v.hidden > 0) line('hidden', hiddenLabel(v) + ', ' + fmtSeconds(v.hiddenTime));
+    if (v.hidden > 0) line('hidden', hiddenLabel(v) + ', ' + fmt(v.hiddenTime));
+    placeTip(e);
+  }
+
+  /* Shows the tooltip, filled, next to the mouse and inside the window. */
+  function placeTip (e) {
+    var tip = $('tooltip');
     tip.hidden = false;
     var x = e.clientX + 14, y = e.clientY + 16;
     var r = tip.getBoundingClientRect();
@@ -933,7 +1059,8 @@
     }
     if (V.total <= 0) {
       ctx.fillStyle = palette.muted;
-      ctx.fillText('No samples in this session.', 12, ROW_H * 2);
+      ctx.fillText(V.weight.name === 'time' ? 'No samples in this session.'
+                                            : 'No sampled bytes in this view.', 12, ROW_H * 2);
     }
     flameRects = rects;
     renderCrumbs();
@@ -982,16 +1109,25 @@
 
   function prepareTimeline () {
     var tl = data.timeline || {}, t = tl.t_ns || [], st = tl.stack || [];
+    var hp = Array.isArray(tl.heap) && tl.heap.length === t.length ? tl.heap : null;
     var n = Math.min(t.length, st.length);
     var times = new Float64Array(n), leaf = new Int32Array(n), m = 0;
+    var heap = hp ? new Float64Array(n) : null, peak = -1;
     for (var i = 0; i < n; i++) {
       var k = st[i];
       if (!(k >= 0 && k < P.stackLeaf.length)) continue;
       times[m] = +t[i];
+      if (heap) {
+        heap[m] = +hp[i] || 0;
+        if (peak < 0 || heap[m] > heap[peak]) peak = m;
+      }
       leaf[m++] = P.stackLeaf[k];
     }
     times = times.subarray(0, m);
     leaf = leaf.subarray(0, m);
+    /* a session from before the heap was recorded: no line */
+    if (heap && !(peak >= 0 && heap[peak] > 0)) heap = null;
+    else if (heap) heap = heap.subarray(0, m);
     /* the usual gap between kept samples: a sample stands for the time
        since the one before, unless the profiler was stopped in between */
     var gaps = [];
@@ -1006,7 +1142,7 @@
     var unrecorded = end - (+data.duration_ns || 0);
     var maxGap = unrecorded > Math.max(typical * 10, end * 0.02)
       ? Math.max(typical * 20, 0.05e9) : Infinity;
-    return { times: times, leaf: leaf, n: m, typical: typical, maxGap: maxGap, end: end };
+    return { times: times, leaf: leaf, heap: heap, n: m, typical: typical, maxGap: maxGap, end: end };
   }
 
   /* The kept sample whose time covers instant t, or -1. */
@@ -1038,7 +1174,7 @@
   }
 
   function drawTimeline () {
-    var wrap = $('timeline-wrap'), canvas = $('timeline');
+    var wrap = $('timeline-wrap'), canvas = $('timeline'), tv = timeView();
     var width = wrap.clientWidth;
     if (width <= 0) return;
     var span = state.span || [0, Math.max(TL.end, 1)];
@@ -1054,7 +1190,7 @@
       var i = x < width ? sampleAt(t0 + (x + 0.5) * per) : -1;
       chain.length = 0;
       if (i >= 0) {
-        for (var v = V.nodes[V.rawToView[TL.leaf[i]]]; v && v.parent; v = v.parent) chain.push(v);
+        for (var v = tv.nodes[tv.rawToView[TL.leaf[i]]]; v && v.parent; v = v.parent) chain.push(v);
         chain.reverse();
       }
       var depth = Math.max(chain.length, open.length);
@@ -1082,6 +1218,7 @@
     }
     timelineRuns = runs;
     renderRange(t0, t1);
+    drawHeap(width, t0, t1);
   }
 
   function drawAxis (ctx, width, t0, t1) {
@@ -1101,6 +1238,134 @@
       ctx.stroke();
       if (x < width - 40) ctx.fillText(fmtTick(t, step), x + 3, AXIS_H / 2 - 1);
     }
+  }
+
+  /* ------------------------------------------------------------- heap line */
+
+  var HEAP_H = 72, HEAP_TOP = 16, HEAP_BOTTOM = 4;   /* the band, CSS px */
+  var SVG_NS = 'http://www.w3.org/2000/svg';
+  var heapShown = null;   /* {cols, t0, per} as last drawn */
+
+  function svgEl (tag, cls, attrs) {
+    var e = document.createElementNS(SVG_NS, tag);
+    if (cls) e.setAttribute('class', cls);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+
+  /* The first kept sample taken at or after t. */
+  function firstFrom (t) {
+    var a = 0, b = TL.n;
+    while (a < b) {
+      var mid = (a + b) >> 1;
+      if (TL.times[mid] < t) a = mid + 1; else b = mid;
+    }
+    return a;
+  }
+
+  /* Per pixel column of [t0, t1]: the largest heap size sampled in it (so
+     that no peak is lost), else that of the sample covering it; NaN where
+     nothing was recorded. */
+  function heapColumns (width, t0, t1) {
+    var per = (t1 - t0) / width, cols = new Float64Array(width);
+    var i = firstFrom(t0);
+    for (var x = 0; x < width; x++) {
+      var end = t0 + (x + 1) * per, best = -1;
+      for (; i < TL.n && TL.times[i] < end; i++) if (TL.heap[i] > best) best = TL.heap[i];
+      if (best < 0) {
+        var k = sampleAt(t0 + (x + 0.5) * per);
+        best = k >= 0 ? TL.heap[k] : NaN;
+      }
+      cols[x] = best;
+    }
+    return cols;
+  }
+
+  /* A round number of bytes at or above b, for the top of the band. */
+  function roundUp (b) {
+    var unit = 1;
+    while (b >= 1024 * unit) unit *= 1024;
+    var x = b / unit, p = Math.pow(10, Math.floor(Math.log10(x))), steps = [1, 1.5, 2, 3, 4, 5, 6, 8, 10];
+    for (var i = 0; i < steps.length; i++) if (steps[i] * p >= x) return steps[i] * p * unit;
+    return b;
+  }
+
+  /*
+  ** The Lua heap's size over the timeline's span, under its stacks: an
+  ** area scaled from 0 to a round number above the span's peak, which is
+  ** marked with a dot and its size.
+  */
+  function drawHeap (width, t0, t1) {
+    var wrap = $('heap-wrap'), box = $('heap');
+    wrap.hidden = !TL.heap || TL.n === 0;
+    heapShown = null;
+    if (wrap.hidden) return;
+    clear(box);
+    box.setAttribute('width', width);
+    box.setAttribute('height', HEAP_H);
+    var cols = heapColumns(width, t0, t1), peak = -1;
+    for (var x = 0; x < width; x++) if (cols[x] === cols[x] && (peak < 0 || cols[x] > cols[peak])) peak = x;
+    if (peak < 0) return;
+    var top = roundUp(Math.max(cols[peak], 1)), base = HEAP_H - HEAP_BOTTOM;
+    var yOf = function (b) { return base - b / top * (base - HEAP_TOP); };
+    /* one path per stretch of recorded columns, a step per column */
+    var line = '', area = '', steps = [], start = 0;
+    for (x = 0; x <= width; x++) {
+      if (x < width && cols[x] === cols[x]) {
+        if (steps.length === 0) start = x;
+        steps.push(x + ' ' + yOf(cols[x]).toFixed(1) + 'H' + (x + 1));
+      } else if (steps.length) {
+        line += 'M' + steps.join('L');
+        area += 'M' + start + ' ' + base + 'L' + steps.join('L') + 'V' + base + 'Z';
+        steps = [];
+      }
+    }
+    box.appendChild(svgEl('line', 'heap-grid', { x1: 0, x2: width, y1: HEAP_TOP - 0.5, y2: HEAP_TOP - 0.5 }));
+    box.appendChild(svgEl('path', 'heap-area', { d: area }));
+    box.appendChild(svgEl('path', 'heap-line', { d: line }));
+    var scale = svgEl('text', 'heap-scale', { x: 6, y: HEAP_TOP - 8 });
+    scale.textContent = 'heap ' + fmtBytes(top);
+    box.appendChild(scale);
+    var px = Math.min(Math.max(peak + 0.5, 4), width - 4), py = yOf(cols[peak]), right = px < width - 130;
+    box.appendChild(svgEl('circle', 'heap-peak', { cx: px, cy: py, r: 3.5 }));
+    var label = svgEl('text', 'heap-peak-label', { x: right ? px + 7 : px - 7, y: Math.max(py, 10),
+                                                  'text-anchor': right ? 'start' : 'end' });
+    label.textContent = 'peak ' + fmtBytes(cols[peak]);
+    box.appendChild(label);
+    box.appendChild(svgEl('line', 'heap-cursor', { x1: 0, x2: 0, y1: HEAP_TOP, y2: base, visibility: 'hidden' }));
+    box.setAttribute('aria-label', 'Lua heap size over time; peak ' + fmtBytes(cols[peak]) +
+                     ' at ' + fmtSeconds(t0 + peak * (t1 - t0) / width));
+    heapShown = { cols: cols, t0: t0, per: (t1 - t0) / width };
+  }
+
+  function heapHover (e) {
+    var cursor = $('heap').querySelector('.heap-cursor');
+    var x = Math.floor(e.clientX - $('heap').getBoundingClientRect().left);
+    if (!heapShown || !cursor || !(heapShown.cols[x] === heapShown.cols[x])) {
+      if (cursor) cursor.setAttribute('visibility', 'hidden');
+      hideTip();
+      return;
+    }
+    cursor.setAttribute('x1', x + 0.5);
+    cursor.setAttribute('x2', x + 0.5);
+    cursor.setAttribute('visibility', 'visible');
+    var tip = $('tooltip');
+    clear(tip);
+    tip.appendChild(el('div', 't-name', 'Lua heap'));
+    [['size', fmtBytes(heapShown.cols[x])],
+     ['at', fmtSeconds(heapShown.t0 + (x + 0.5) * heapShown.per)]].forEach(function (kv) {
+      var r = el('div', 't-row');
+      r.appendChild(el('span', null, kv[0]));
+      r.appendChild(el('span', null, kv[1]));
+      tip.appendChild(r);
+    });
+    placeTip(e);
+  }
+
+  function heapLeave () {
+    var cursor = $('heap').querySelector('.heap-cursor');
+    if (cursor) cursor.setAttribute('visibility', 'hidden');
+    hideTip();
   }
 
   function renderRange (t0, t1) {
@@ -1140,13 +1405,21 @@
   }
 
   function wireTimeline () {
-    var canvas = $('timeline'), sel = $('timeline-select'), drag = null;
+    var canvas = $('timeline'), sel = $('timeline-select'), heap = $('heap'), drag = null;
     function xOf (e) { return e.clientX - canvas.getBoundingClientRect().left; }
-    canvas.addEventListener('mousedown', function (e) {
+    function spanAt (x) {
+      var span = state.span || [0, Math.max(TL.end, 1)];
+      return span[0] + x / canvas.clientWidth * (span[1] - span[0]);
+    }
+    function startDrag (e) {
       if (e.button !== 0) return;
       drag = { x: xOf(e) };
       e.preventDefault();
-    });
+    }
+    canvas.addEventListener('mousedown', startDrag);
+    heap.addEventListener('mousedown', startDrag);
+    heap.addEventListener('mousemove', function (e) { if (!drag) heapHover(e); });
+    heap.addEventListener('mouseleave', heapLeave);
     window.addEventListener('mousemove', function (e) {
       if (!drag) return;
       var x = xOf(e), a = Math.min(drag.x, x), b = Math.max(drag.x, x);
@@ -1172,7 +1445,10 @@
       if (drag) return;
       var hit = timelineHit(e);
       if (!hit) { hideTip(); return; }
-      showTip(e, hit.v, [['here', fmtSeconds(hit.t0) + ' – ' + fmtSeconds(hit.t1)]]);
+      var extra = [['here', fmtSeconds(hit.t0) + ' – ' + fmtSeconds(hit.t1)]];
+      var i = TL.heap ? sampleAt(spanAt(xOf(e))) : -1;
+      if (i >= 0) extra.push(['heap', fmtBytes(TL.heap[i])]);
+      showTip(e, hit.v, extra, timeView());
     });
     canvas.addEventListener('mouseleave', hideTip);
     canvas.addEventListener('wheel', function (e) {
@@ -1225,12 +1501,74 @@
     var zoomPath = state.flameZoom ? framePath(state.flameZoom) : null;
     state.showLibrary = on;
     $('show-library').checked = on;
-    V = buildView(P, on);
+    V = buildView(P, V.weight, on);
+    TV = null;
     state.expanded = new Set();
     paths.forEach(function (p) { var v = findPath(p); if (v) state.expanded.add(v); });
     state.flameZoom = zoomPath ? findPath(zoomPath) : null;
     collectMatches();
     refresh();
+  }
+
+  /* ---------------------------------------------------------------- weights */
+
+  /* The weights a user can choose, the default first. */
+  function weightNames () {
+    if (!P.memory) return ['time'];
+    return P.weights.time.total > 0 ? ['alloc', 'live', 'time'] : ['alloc', 'live'];
+  }
+
+  /* The tree, flame graph and search weighed by another of P.weights: the
+     tree opens on its hot path, keeping the search and the flame zoom. */
+  function setWeight (name) {
+    if (name === V.weight.name || !P.weights[name]) return;
+    var zoomPath = state.flameZoom ? framePath(state.flameZoom) : null;
+    V = buildView(P, P.weights[name], state.showLibrary);
+    TV = null;
+    state.expanded = new Set();
+    openHotPath();
+    state.flameZoom = zoomPath ? findPath(zoomPath) : null;
+    renderWeights();
+    if (state.query) runSearch($('search').value);
+    else refresh();
+  }
+
+  function renderWeights () {
+    var box = $('weights'), names = weightNames();
+    box.hidden = names.length < 2;
+    clear(box);
+    if (box.hidden) return;
+    names.forEach(function (name) {
+      var W = P.weights[name], on = name === V.weight.name;
+      var b = el('button', null, W.label);
+      b.type = 'button';
+      b.id = 'weight-' + name;
+      b.setAttribute('role', 'radio');
+      b.setAttribute('aria-checked', String(on));
+      b.tabIndex = on ? 0 : -1;
+      b.title = W.help + ': ' + W.fmt(W.total);
+      b.sprofWeight = name;
+      box.appendChild(b);
+    });
+    document.documentElement.dataset.weight = V.weight.name;
+    box.title = 'What the call tree and flame graph weigh (the timeline is of time)';
+  }
+
+  function wireWeights () {
+    var box = $('weights');
+    box.addEventListener('click', function (e) {
+      var name = e.target.sprofWeight;
+      if (name) setWeight(name);
+    });
+    box.addEventListener('keydown', function (e) {
+      var names = weightNames(), k = names.indexOf(V.weight.name);
+      if (e.key === 'ArrowRight' || e.key === 'ArrowDown') k = (k + 1) % names.length;
+      else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') k = (k + names.length - 1) % names.length;
+      else return;
+      setWeight(names[k]);
+      $('weight-' + names[k]).focus();
+      e.preventDefault();
+    });
   }
 
   function framePath (v) {
@@ -1289,6 +1627,7 @@
     });
 
     $('show-library').addEventListener('change', function (e) { setShowLibrary(e.target.checked); });
+    wireWeights();
 
     var flame = $('flame');
     flame.addEventListener('click', function (e) {
@@ -1355,10 +1694,13 @@
     frames = P.frames;
     state.showLibrary = options.showAll;
     $('show-library').checked = state.showLibrary;
-    V = buildView(P, state.showLibrary);
+    var names = weightNames();
+    V = buildView(P, P.weights[names.indexOf(options.memoryView) >= 0 ? options.memoryView : names[0]],
+                  state.showLibrary);
     TL = prepareTimeline();
     palette = themeColors();
     renderHeader();
+    renderWeights();
     timelineNote();
     openHotPath();
     wire();

@@ -5,7 +5,8 @@
 --   LUA_INIT_5_4='require "sprof.auto"' SPROF_OUTPUT=profile.html lua5.4 app.lua
 --
 -- SPROF_FORMAT (text, html, json, collapsed, speedscope, pprof; else from
--- the file's extension), SPROF_INTERVAL and SPROF_CLOCK as for libsprof.
+-- the file's extension), SPROF_INTERVAL, SPROF_CLOCK, SPROF_MEMORY=1 and
+-- SPROF_MEMORY_RATE=BYTES (which implies SPROF_MEMORY) as for libsprof.
 -- The report is written when the state closes (the script ends, also with
 -- an error or on Ctrl-C) or at os.exit.
 local sprof = require "sprof"
@@ -20,9 +21,35 @@ end
 local format = os.getenv("SPROF_FORMAT")
 if format == "" then format = nil end
 
+-- memory: whether to profile it, and the rate; a bad value is told on
+-- stderr, and then only time is profiled
+local function memory_options ()
+  local on, rate = os.getenv("SPROF_MEMORY"), os.getenv("SPROF_MEMORY_RATE")
+  local function bad (message)
+    io.stderr:write("sprof.auto: ", message, "; memory is not profiled\n")
+    return false
+  end
+  if on == "0" then return false end
+  if on and on ~= "" and on ~= "1" then
+    return bad("SPROF_MEMORY must be 1 or 0, not '" .. on .. "'")
+  end
+  if rate and rate ~= "" then
+    local bytes = tonumber(rate)
+    if not bytes or not (bytes > 0) or bytes > 1e12 then
+      return bad("SPROF_MEMORY_RATE must be a number of bytes above 0 "
+                 .. "(e.g. 524288), not '" .. rate .. "'")
+    end
+    return true, bytes
+  end
+  return on == "1"
+end
+
+local memory, memory_rate = memory_options()
 local profiler = sprof.new {
   interval = tonumber(os.getenv("SPROF_INTERVAL")) or 0.001,
   clock = os.getenv("SPROF_CLOCK") or "wall",
+  memory = memory,
+  memory_rate = memory_rate,
 }
 profiler:set_program(arg and arg[0] or "lua")
 

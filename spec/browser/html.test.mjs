@@ -147,8 +147,53 @@ function hotLibrary () {
                                 samples: 1000, frames, stacks });
 }
 
+// A saved memory profile: churn allocates 40 of the 46 MiB (30 in strings
+// made by table.concat) and keeps 64 KiB; keep allocates 6 MiB of tables
+// and keeps 5. Time: churn 600 ms, keep 300 ms. The heap climbs from
+// 2 MiB to about 9 MiB, with a peak of 13.5 MiB at 700 ms.
+const KiB = 1024, MiB = 1024 * KiB;
+const HEAP_PEAK = 13.5 * MiB, HEAP_PEAK_AT = 0.7;
+function memorySession () {
+  const ms = 1e6, n = 1000;
+  const frames = [
+    { name: 'main', file: 'mem.lua', line: 1, kind: 'lua', library: false },
+    { name: 'churn', file: 'mem.lua', line: 5, kind: 'lua', library: false },
+    { name: 'keep', file: 'mem.lua', line: 12, kind: 'lua', library: false },
+    { name: 'table.concat', file: '[C]', line: 0, kind: 'c' },
+    { name: '[string]', file: '', line: 0, kind: 'pseudo' },
+    { name: '[table]', file: '', line: 0, kind: 'pseudo' }
+  ];
+  const stacks = [
+    { frames: [0], weight_ns: 100 * ms, samples: 100 },
+    { frames: [0, 1], weight_ns: 500 * ms, samples: 500, alloc_bytes: 10 * MiB, alloc_objects: 9000,
+      live_bytes: 64 * KiB, live_objects: 40 },
+    { frames: [0, 1, 3, 4], weight_ns: 100 * ms, samples: 100, alloc_bytes: 30 * MiB, alloc_objects: 20000 },
+    { frames: [0, 2], weight_ns: 300 * ms, samples: 300 },
+    { frames: [0, 2, 5], weight_ns: 0, samples: 0, alloc_bytes: 6 * MiB, alloc_objects: 3000,
+      live_bytes: 5 * MiB, live_objects: 2900 }
+  ];
+  const t_ns = [], stack = [], heap = [];
+  for (let i = 0; i < n; i++) {
+    t_ns.push((i + 1) * ms);
+    stack.push([1, 1, 1, 1, 1, 2, 0, 3, 3, 3][i % 10]);
+    heap.push(i === HEAP_PEAK_AT * n ? HEAP_PEAK : Math.round(2 * MiB + 7 * MiB * i / n));
+  }
+  return renderSession('memory', { program: 'mem.lua', duration_ns: n * ms, cpu_ns: n * ms, samples: n,
+                                   memory_rate: 512 * KiB, frames, stacks, timeline: { t_ns, stack, heap } });
+}
+
+// garbage() makes strings and drops them; hoard() keeps tables in a global
+const MEMORY = `
+kept = {}
+local function garbage () local s = {} for i = 1, 100 do s[i] = ("x"):rep(i) .. i end return #s end
+local function hoard () for i = 1, 20 do kept[#kept + 1] = { i, i + 1 } end end
+local t0 = os.clock()
+repeat garbage() hoard() until os.clock() - t0 >= 0.3
+`;
+
 before(async () => {
   pages.many = manySmall();
+  pages.memory = memorySession();
   pages.hot = hotLibrary();
   mkdirSync(join(dir, 'share/lua/5.4'), { recursive: true });
   writeFileSync(join(dir, 'share/lua/5.4/mylib.lua'), MYLIB);
@@ -156,6 +201,7 @@ before(async () => {
   pages.hostile = profile('hostile', HOSTILE);
   pages.badUtf8 = profile('bad-utf8', BAD_UTF8);
   pages.library = profile('library', LIBRARY);
+  pages.memoryRun = profile('memory-run', MEMORY, ['--memory']);
   context = await launchChromium(join(dir, 'profile'), { viewport: { width: 1300, height: 900 } });
 });
 
@@ -503,4 +549,134 @@ test('the dark theme follows the system', async () => {
   clean(dark.seen);
   await light.page.close();
   await dark.page.close();
+});
+
+// The facts of the header, by label.
+function facts (page) {
+  return page.$$eval('.fact', fs => Object.fromEntries(
+    fs.map(f => [f.querySelector('.label').textContent, f.querySelector('.value').textContent])));
+}
+
+// The weights offered, and the one chosen.
+function weights (page) {
+  return page.$$eval('#weights [role="radio"]', bs => bs.map(b => b.textContent +
+    (b.getAttribute('aria-checked') === 'true' ? '*' : '')));
+}
+
+test('a memory profile weighs the tree by bytes allocated, or live at the end', async () => {
+  const { page, seen } = await open(pages.memory);
+  assert.deepEqual(await weights(page), ['Allocated*', 'Live', 'Time']);
+  const head = await facts(page);
+  assert.equal(head.Allocated, '46.0 MiB 32,000 objects');
+  assert.equal(head['Live at end'], '5.1 MiB');
+  assert.equal(head['Sampled every'], '512 KiB');
+  // allocated: churn first, in bytes, with table.concat's strings under it
+  let shown = await rows(page);
+  const top = () => shown.filter(r => r.level === 2)[0];
+  assert.equal(top().name, 'churn');
+  assert.equal(top().share, 87.0);
+  assert.equal(await row(page, 'churn').locator('.c-total').textContent(), '40.0 MiB');
+  assert.equal(await row(page, 'churn').locator('.c-self').textContent(), '10.0 MiB');
+  assert.equal(await row(page, 'table.concat').locator('.c-total').textContent(), '30.0 MiB');
+  assert.ok(shown.some(r => r.name === '[string]'), JSON.stringify(shown));
+  // live: keep holds nearly all of it
+  await page.click('#weight-live');
+  assert.deepEqual(await weights(page), ['Allocated', 'Live*', 'Time']);
+  shown = await rows(page);
+  assert.equal(top().name, 'keep');
+  assert.equal(top().share, 98.8);
+  assert.equal(await row(page, 'keep').locator('.c-total').textContent(), '5.0 MiB');
+  assert.ok(shown.some(r => r.name === '[table]'), JSON.stringify(shown));
+  assert.ok(!shown.some(r => r.name === 'table.concat'), 'nothing of table.concat is live');
+  await page.fill('#search', 'keep');
+  await page.waitForFunction(() => /of the live bytes$/.test(document.getElementById('search-info').textContent));
+  assert.equal(await page.textContent('#search-info'), '1 function · 98.8% of the live bytes');
+  await page.fill('#search', '');
+  // the flame graph weighs the same: keep is the widest under main
+  await page.click('#tab-flame');
+  const box = await page.locator('#flame').boundingBox();
+  await page.mouse.move(box.x + 10, box.y + 2 * 20 + 10);
+  assert.equal(await page.textContent('#tooltip .t-name'), 'keep');
+  assert.match(await page.textContent('#tooltip'), /total5\.0 MiB/);
+  // time: in seconds again
+  await page.click('#tab-tree');
+  await page.click('#weight-time');
+  assert.equal(await row(page, 'churn').locator('.c-total').textContent(), '600 ms');
+  clean(seen);
+  await page.close();
+});
+
+// The heap line as drawn: its path, the peak's dot and label.
+function heapLine (page) {
+  return page.evaluate(() => {
+    const svg = document.getElementById('heap'), q = s => svg.querySelector(s);
+    return {
+      shown: !document.getElementById('heap-wrap').hidden && svg.getBoundingClientRect().height > 0,
+      width: svg.getBoundingClientRect().width,
+      line: q('.heap-line') ? q('.heap-line').getAttribute('d') : '',
+      area: q('.heap-area') ? q('.heap-area').getAttribute('d') : '',
+      scale: q('.heap-scale') ? q('.heap-scale').textContent : null,
+      peak: q('.heap-peak') ? +q('.heap-peak').getAttribute('cx') : null,
+      label: q('.heap-peak-label') ? q('.heap-peak-label').textContent : null
+    };
+  });
+}
+
+test('the timeline draws the heap under the stacks, its peak marked, and zooms with it', async () => {
+  const { page, seen } = await open(pages.memory);
+  await page.click('#tab-timeline');
+  let heap = await heapLine(page);
+  assert.ok(heap.shown, JSON.stringify(heap));
+  assert.ok(heap.line.split('L').length > 500, 'a step per pixel: ' + heap.line.slice(0, 80));
+  assert.match(heap.area, /Z$/);
+  assert.equal(heap.scale, 'heap 15.0 MiB');
+  assert.equal(heap.label, 'peak 13.5 MiB');
+  assert.ok(Math.abs(heap.peak - HEAP_PEAK_AT * heap.width) <= 3, JSON.stringify(heap));
+  // hovering shows the size there
+  const box = await page.locator('#heap').boundingBox();
+  await page.mouse.move(box.x + heap.peak, box.y + box.height / 2);
+  assert.equal(await page.textContent('#tooltip .t-name'), 'Lua heap');
+  assert.match(await page.textContent('#tooltip'), /size13\.5 MiB/);
+  // a stack's tooltip tells the heap size too; the timeline stays of time
+  const canvas = await page.locator('#timeline').boundingBox();
+  await page.mouse.move(canvas.x + 30, canvas.y + 24 + 10);
+  assert.equal(await page.textContent('#tooltip .t-name'), 'main');
+  assert.match(await page.textContent('#tooltip'), /heap[\d.]+ MiB/);
+  assert.match(await page.textContent('#tooltip'), /total1\.000 s {2}100%self100 ms/);
+  // zoomed into the first half: the peak there is its last, lower
+  await page.mouse.move(canvas.x + 2, canvas.y + 60);
+  await page.mouse.down();
+  await page.mouse.move(canvas.x + canvas.width / 2, canvas.y + 60, { steps: 5 });
+  await page.mouse.up();
+  heap = await heapLine(page);
+  assert.match(heap.label, /^peak 5\.[0-9] MiB$/);
+  assert.ok(heap.peak > heap.width * 0.95, JSON.stringify(heap));
+  await page.keyboard.press('Escape');
+  assert.equal((await heapLine(page)).label, 'peak 13.5 MiB');
+  clean(seen);
+  await page.close();
+});
+
+test('every time profile carries the heap line; a real memory profile shows bytes', async () => {
+  const { page, seen } = await open(pages.shares);
+  assert.equal(await page.isVisible('#weights'), false);
+  await page.click('#tab-timeline');
+  const heap = await heapLine(page);
+  assert.ok(heap.shown, JSON.stringify(heap));
+  assert.match(heap.label, /^peak [\d.]+ (KiB|MiB)$/);
+  clean(seen);
+  await page.close();
+
+  const run = await open(pages.memoryRun, 'dark');
+  assert.deepEqual(await weights(run.page), ['Allocated*', 'Live', 'Time']);
+  assert.match((await facts(run.page)).Allocated, /^[\d.]+ MiB [\d,]+ objects$/);
+  const shown = await rows(run.page);
+  assert.ok(shown.some(r => r.name === 'garbage') && shown.some(r => r.name === 'hoard'), JSON.stringify(shown));
+  assert.match(await row(run.page, 'garbage').locator('.c-total').textContent(), /^[\d.]+ (KiB|MiB)$/);
+  await run.page.click('#weight-live');
+  assert.equal((await rows(run.page)).filter(r => r.level === 2)[0].name, 'hoard');
+  await run.page.click('#tab-timeline');
+  assert.ok((await heapLine(run.page)).shown);
+  clean(run.seen);
+  await run.page.close();
 });

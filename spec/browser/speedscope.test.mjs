@@ -17,6 +17,7 @@ const sprofLua = join(build, 'sprof-lua');
 const app = resolve('node_modules/speedscope/dist/release');
 const dir = mkdtempSync(join(tmpdir(), 'sprof-speedscope-'));
 const files = {};
+let memory;  // not in files: its unit is bytes
 let server, base, browser;  // browser: a persistent context
 
 // seven and three do 7 and 3 parts of the same work, in their own bodies
@@ -41,6 +42,16 @@ t['<img src=x onerror=alert(1)>"\\\\']()
 t["f\\255\\254"]()
 chunk(spin)
 string.rep("x", 1 << 24)
+`;
+
+// a memory profile (--memory): keep holds on to strings, drop lets its
+// tables go; speedscope gets the bytes allocated
+const MEMORY = `
+kept = {}
+local function keep () local t = {} for i = 1, 50 do t[i] = ("x"):rep(200 + i) end kept[#kept + 1] = t end
+local function drop () local t = {} for i = 1, 50 do t[i] = { i, i, i } end return #t end
+local t0 = os.clock()
+repeat keep() drop() until os.clock() - t0 >= 0.2
 `;
 
 
@@ -104,6 +115,7 @@ before(async () => {
   files.shares = profile('shares', SHARES);
   files.cpu = profile('cpu', SHARES, ['--clock', 'cpu']);
   files.hostile = profile('hostile', HOSTILE);
+  memory = profile('memory', MEMORY, ['--memory']);
   await serve();
   // a fresh profile directory: launchPersistentContext's own
   browser = await launchChromium(join(dir, 'chromium'));
@@ -209,5 +221,27 @@ test('speedscope shows our functions with our times (sandwich view)', async () =
               `${name}: speedscope ${m[2]}, ours ${ours / 1e6} ms`);
   }
   assert.deepEqual(seen.dialogs, []);
+  await page.close();
+});
+
+test('a memory profile is in bytes: it validates, adds up and opens', async () => {
+  const schema = JSON.parse(readFileSync(join(app, 'file-format-schema.json'), 'utf8'));
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  const { json, session, file } = memory;
+  assert.ok(validate(json), JSON.stringify(validate.errors));
+  assert.equal(json.profiles.length, 1);
+  const p = json.profiles[0];
+  assert.equal(p.type, 'sampled');
+  assert.equal(p.unit, 'bytes');
+  const sum = p.weights.reduce((a, b) => a + b, 0);
+  const total = session.stacks.reduce((a, s) => a + (s.alloc_bytes || 0), 0);
+  assert.ok(total >= 1 << 20, `allocated ${total} bytes`);
+  assert.equal(sum, total);
+  assert.equal(p.endValue - p.startValue, total);
+  assert.ok(json.shared.frames.some(f => f.name === 'keep'));
+  const { page, seen } = await open(file);
+  assert.equal(await page.title(), `${json.name} - speedscope`);
+  assert.deepEqual(seen.dialogs, [], 'dialogs');
+  assert.deepEqual(seen.errors, [], 'page errors');
   await page.close();
 });

@@ -52,7 +52,7 @@ static void test_speedscope_weights (void) {
     int node = (i / 1000) % 2 ? b : a;
     S.nodes[node].self_ns += 1000 + (uint64_t)(i % 7);
     S.nodes[node].samples++;
-    session_add_moment(&S, (uint64_t)i * 1000, node);
+    session_add_moment(&S, (uint64_t)i * 1000, node, 0);
   }
   session_add_stack(&S, f, 1, 5000, 1);  /* no sample on the timeline */
   session_add_weight(&S, 0, 777);         /* time outside Lua */

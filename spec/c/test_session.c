@@ -125,8 +125,8 @@ static void test_json_round_trip (void) {
   CHECK(session_init(&S) && session_init(&T));
   stack[0] = session_frame(&S, FRAME_LUA, "main", "app.lua", 0, NULL);
   stack[1] = session_frame(&S, FRAME_C, "string.rep", "[C]", 0, (void *)&S);
-  session_add_moment(&S, 1000, session_add_stack(&S, stack, 2, 7000000, 7));
-  session_add_moment(&S, 2000, session_add_stack(&S, stack, 1, 3000000, 3));
+  session_add_moment(&S, 1000, session_add_stack(&S, stack, 2, 7000000, 7), 0);
+  session_add_moment(&S, 2000, session_add_stack(&S, stack, 1, 3000000, 3), 0);
   S.duration_ns = 10000000;
   buf_init(&json);
   render_json(&S, &json);
@@ -163,7 +163,7 @@ static void test_timeline_thinning (void) {
   f = session_frame(&S, FRAME_LUA, "f", "t.lua", 1, NULL);
   node = session_add_stack(&S, &f, 1, 1, 1);
   for (i = 0; i < 3 * SESSION_MAX_MOMENTS; i++)
-    session_add_moment(&S, (uint64_t)i, node);
+    session_add_moment(&S, (uint64_t)i, node, 0);
   CHECK(S.nmoments <= SESSION_MAX_MOMENTS);
   CHECK(S.nmoments >= SESSION_MAX_MOMENTS / 2);
   for (i = 1; i < S.nmoments; i++)

@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size) {
   else {
     if (why[0] == '\0' || strchr(why, '\n')) fail("no one-line reason");
     if (S.nframes != 0 || S.nnodes != 1 || S.nmoments != 0 || S.samples != 0
-        || S.program != NULL)
+        || S.program != NULL || S.memory_rate != 0)
       fail("a refused file changed the session");
   }
   session_free(&S);
