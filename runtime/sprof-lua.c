@@ -124,19 +124,8 @@ static int bad_usage (const char *fmt, const char *what) {
 }
 
 
-static int known_renderer (const char *name) {
-  static const char *const names[] = {
-    "text", "html", "collapsed", "json", "speedscope", "pprof", NULL
-  };
-  int i;
-  for (i = 0; names[i]; i++)
-    if (strcmp(name, names[i]) == 0) return 1;
-  return 0;
-}
-
-
 static int set_renderer (Args *a, const char *value) {
-  if (!known_renderer(value)) {
+  if (!report_known_format(value)) {
     char why[256];
     snprintf(why, sizeof why, "unknown renderer '%%s' (use %s)",
              report_formats());

@@ -17,18 +17,7 @@ repeat seven() three() until os.clock() - t0 >= 0.3
 
 local sprof_lua = h.quote(h.sprof_lua)
 
--- go is a static binary: it needs none of the sanitizer preloads CI puts
--- around lua5.4 (and would print their noise).
-local function go_pprof (args)
-  return h.run("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
-               .. "HOME=" .. h.quote(h.tmpdir) .. " go tool pprof " .. args)
-end
-
-local function write_file (path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local go_pprof, write_file = h.go_pprof, h.write
 
 local function load_as (json, format)
   return h.run(sprof_lua .. " --load " .. h.quote(json) .. " -r " .. format .. " -o -")

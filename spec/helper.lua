@@ -43,6 +43,20 @@ function helper.tmpfile (suffix)
   return string.format("%s/f%d%s", tmpdir, counter, suffix or "")
 end
 
+function helper.write (path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+-- go tool pprof with these arguments. go is a static binary: it needs none
+-- of the sanitizer preloads CI puts around lua5.4 (and would print their
+-- noise).
+function helper.go_pprof (args)
+  return helper.run("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+                    .. "HOME=" .. sh_quote(tmpdir) .. " go tool pprof " .. args)
+end
+
 -- Writes a Lua script and returns its path.
 function helper.script (code)
   local path = helper.tmpfile(".lua")

@@ -26,18 +26,7 @@ p:write(arg[1] .. ".time.pb.gz", "pprof", { memory_view = "time" })
 
 local sprof_lua = h.quote(h.sprof_lua)
 
--- go is a static binary: it needs none of the sanitizer preloads CI puts
--- around lua5.4 (and would print their noise).
-local function go_pprof (args)
-  return h.run("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
-               .. "HOME=" .. h.quote(h.tmpdir) .. " go tool pprof " .. args)
-end
-
-local function write_file (path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local go_pprof, write_file = h.go_pprof, h.write
 
 -- The profile of one run of MEMORY: its files' common prefix.
 local run_prefix
