@@ -70,7 +70,8 @@ Profiler *profiler_new (double interval, const char *clock, int native,
 
 void profiler_free (Profiler *P) {
   if (P == NULL) return;
-  if (P->running) profiler_stop(P);
+  if (P->running) profiler_stop_from(P, NULL, 0);  /* maybe a finalizer:
+                                                      no Lua of ours runs */
   capture_free_cnames(P);
   memory_free(P);
   native_names_free(P->names);

@@ -116,22 +116,41 @@ static void drop_block (Memory *M, MemBlock *b) {
 }
 
 
+/*
+** The queue is full: every sample in it gets the same stack (the one
+** the hook finds), so a new one adds to one of the same type, or to the
+** first one, whose type is then unknown. Its block's stack is set after
+** the others' (memory_record).
+*/
+static MemSample *merged_sample (Memory *M, int type) {
+  int i;
+  M->merged = 1;
+  for (i = 0; i < M->npending; i++)
+    if (M->pending[i].type == type) return &M->pending[i];
+  M->pending[0].type = 0;
+  return &M->pending[0];
+}
+
+
 static void sample (Profiler *P, void *block, size_t size, int type) {
   Memory *M = &P->memory;
-  double p = 1.0 - exp(-(double)size / M->rate);
+  double p = -expm1(-(double)size / M->rate);  /* 1 - exp(-size/rate) */
   MemSample *s;
   M->left = next_gap(M);
-  if (M->npending == SPROF_MEM_PENDING) {  /* the hook is far behind */
-    M->lost++;
-    return;
+  add_block(M, (uintptr_t)block, (double)size / p, 1.0 / p);
+  if (M->npending == SPROF_MEM_PENDING)  /* no hook for a while (a long */
+    s = merged_sample(M, type);          /* C call, a finalizer) */
+  else {
+    s = &M->pending[M->npending++];
+    s->addr = (uintptr_t)block;
+    s->bytes = s->objects = 0;
+    s->type = type;
   }
-  s = &M->pending[M->npending++];
-  s->addr = (uintptr_t)block;
-  s->bytes = (double)size / p;
-  s->objects = 1.0 / p;
-  s->type = type;
-  add_block(M, s->addr, s->bytes, s->objects);
+  s->bytes += (double)size / p;
+  s->objects += 1.0 / p;
+  profiler_enter(P);  /* not while the sampler thread arms */
   capture_arm(P);
+  profiler_leave(P);
 }
 
 
@@ -197,6 +216,7 @@ int memory_start (Profiler *P, lua_State *L) {
                             ^ 0x9E3779B97F4A7C15ULL;
   M->left = next_gap(M);
   M->npending = 0;
+  M->merged = 0;
   T->alloc = lua_getallocf(L, &T->ud);
   T->profiler = P;
   T->fail_next = 0;
@@ -234,13 +254,23 @@ void memory_record (Profiler *P, const int *frames, int n) {
   int i, out[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 9];
   if (n > SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8)
     n = SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8;
-  for (i = 0; i < M->npending; i++) {
+  /* newest first: a block freed and its address sampled again since
+     takes the stack of the newer sample */
+  for (i = M->npending - 1; i >= 0; i--) {
     const MemSample *s = &M->pending[i];
     int m = with_type(P, frames, n, s->type, out);
     int node = session_add_stack(&P->session, out, m, 0, 0);
     MemBlock *b = find_block(M, s->addr);
     session_add_memory(&P->session, node, s->bytes, s->objects, 0);
     if (b != NULL && b->node < 0) b->node = node;
+  }
+  if (M->merged) {  /* the merged samples' blocks: this stack, no type */
+    int node = session_add_stack(&P->session, frames, n, 0, 0);
+    uint32_t j;
+    for (j = 0; j < M->cap; j++)
+      if (M->blocks[j].addr != 0 && M->blocks[j].node < 0)
+        M->blocks[j].node = node;
+    M->merged = 0;
   }
   M->npending = 0;
 }
@@ -257,9 +287,8 @@ static int new_block (lua_State *L) {
 ** run when its own collections do (lua_gc would run them now, and a
 ** program that stopped its collector would see them run). Lua makes
 ** such a collection, an emergency one, when an allocation fails: the
-** next one is made to fail once. If that cannot be (a collection is
-** running: we were stopped from a finalizer), no collection: garbage
-** not yet collected then counts as live.
+** next one is made to fail once. If Lua cannot collect then, the
+** allocation error is caught: garbage not yet collected counts as live.
 */
 static void collect_quietly (lua_State *L, MemTrampoline *T) {
   void *ud;
@@ -270,16 +299,19 @@ static void collect_quietly (lua_State *L, MemTrampoline *T) {
   T->fail_next = 1;
   lua_setallocf(L, failing_alloc, T);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
-  lua_setallocf(L, sampling_alloc, T);
   T->fail_next = 0;
+  if (lua_getallocf(L, &ud) == failing_alloc && ud == T)  /* else a
+                                 finalizer wrapped it meanwhile: leave it */
+    lua_setallocf(L, sampling_alloc, T);
 }
 
 
 /*
-** Ends the sampling: a full collection first, run by L (the code that
-** stopped), so that what is still allocated is what the program keeps;
-** those blocks are the live heap. With L NULL (the state is closing, or
-** no Lua code runs) there is no collection.
+** Ends the sampling: a full collection first, run by L (the thread that
+** called stop, or the host's between its calls into Lua), so that what
+** is still allocated is what the program keeps; those blocks are the
+** live heap. With L NULL (stopped by a finalizer, as the state closes or
+** a running profiler is collected) or a suspended L there is none.
 */
 void memory_stop (Profiler *P, lua_State *L) {
   Memory *M = &P->memory;
@@ -287,8 +319,9 @@ void memory_stop (Profiler *P, lua_State *L) {
   void *ud;
   uint32_t i;
   if (T == NULL) return;
-  if (L != NULL) collect_quietly(L, T);
+  if (L != NULL && lua_status(L) == LUA_OK) collect_quietly(L, T);
   M->npending = 0;  /* allocations of the collection's finalizers */
+  M->merged = 0;
   for (i = 0; i < M->cap; i++)
     if (M->blocks[i].addr != 0 && M->blocks[i].node >= 0)
       session_add_memory(&P->session, M->blocks[i].node, M->blocks[i].bytes,
@@ -310,6 +343,7 @@ void memory_stop (Profiler *P, lua_State *L) {
 void memory_reset (Profiler *P) {
   Memory *M = &P->memory;
   M->npending = 0;
+  M->merged = 0;
   if (M->blocks) memset(M->blocks, 0, (size_t)M->cap * sizeof *M->blocks);
   M->count = 0;
 }

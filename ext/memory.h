@@ -50,7 +50,7 @@ typedef struct Memory {
   MemTrampoline *tramp; /* installed in the state, or NULL */
   MemSample pending[SPROF_MEM_PENDING];
   int npending;
-  uint64_t lost;        /* samples dropped: the pending queue was full */
+  int merged;           /* samples were merged: the queue was full */
   /* the sampled blocks still allocated, by address (open addressing) */
   MemBlock *blocks;
   uint32_t cap, count;  /* cap: 0 or a power of 2 */

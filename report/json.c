@@ -87,12 +87,12 @@ static int has_weight (const Node *n) {
 static void put_memory (const Node *n, Buf *out) {
   static const char *const keys[] = {"alloc_bytes", "alloc_objects",
                                      "live_bytes", "live_objects"};
-  uint64_t values[4];
+  uint64_t values[4];  /* the estimates, rounded as info() rounds them */
   int i;
-  values[0] = n->alloc_bytes;
-  values[1] = n->alloc_objects;
-  values[2] = n->live_bytes;
-  values[3] = n->live_objects;
+  values[0] = (uint64_t)(n->alloc_bytes + 0.5);
+  values[1] = (uint64_t)(n->alloc_objects + 0.5);
+  values[2] = (uint64_t)(n->live_bytes + 0.5);
+  values[3] = (uint64_t)(n->live_objects + 0.5);
   for (i = 0; i < 4; i++)
     if (values[i] > 0)
       buf_printf(out, ",\"%s\":%llu", keys[i], (unsigned long long)values[i]);

@@ -186,10 +186,10 @@ static void values_of (const Node *n, int memory, uint64_t *v) {
     v[1] = n->self_ns;
     return;
   }
-  v[0] = n->alloc_objects;
-  v[1] = n->alloc_bytes;
-  v[2] = n->live_objects;
-  v[3] = n->live_bytes;
+  v[0] = (uint64_t)(n->alloc_objects + 0.5);  /* rounded as the JSON is */
+  v[1] = (uint64_t)(n->alloc_bytes + 0.5);
+  v[2] = (uint64_t)(n->live_objects + 0.5);
+  v[3] = (uint64_t)(n->live_bytes + 0.5);
 }
 
 

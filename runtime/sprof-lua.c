@@ -699,7 +699,8 @@ static int run_script (lua_State *L, char **argv) {
 ** while the state is still whole. */
 static int on_state_close (lua_State *L) {
   (void)L;
-  if (profiler && profiler_running(profiler)) profiler_stop(profiler);
+  if (profiler && profiler_running(profiler))
+    profiler_stop_from(profiler, NULL, 0);  /* a finalizer: not our Lua */
   return 0;
 }
 

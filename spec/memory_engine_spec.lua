@@ -50,6 +50,23 @@ describe("memory profiling (engine)", function ()
     assert.is_true(share > 0.8, string.format("%.0f%% under resume > gen > string.rep", 100 * share))
   end)
 
+  it("drops no sample when one C call allocates more than the hook's queue holds", function ()
+    -- load() makes a string for each of 2000 distinct constants without
+    -- returning to Lua; a rate of 1 byte samples every allocation
+    local parts = { "local t = {}" }
+    for i = 1, 2000 do parts[i + 1] = string.format("t[%d] = 'constant number %d'", i, i) end
+    local chunk = table.concat(parts, "\n")
+    local p = sprof.new{ memory = true, memory_rate = 1 }
+    p:start()
+    local f, err = load(chunk)
+    p:stop()
+    assert.is_truthy(f, err)
+    local stacks = h.collapsed(p:output("collapsed", { memory_view = "alloc" }))
+    local strings = h.time_along(stacks, { "load", "[string]" })
+    -- each string is its header and 'constant number N' (at least 40 bytes)
+    assert.is_true(strings >= 2000 * 40, strings .. " bytes of strings under load")
+  end)
+
   it("forgets what it sampled when reset while running", function ()
     local p = sprof.new{ memory = true }
     p:start()
