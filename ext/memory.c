@@ -155,11 +155,10 @@ static void sample (Profiler *P, void *block, size_t size, int type) {
 
 
 /* The slow paths, out of line: the common call is a few instructions
-** and a tail call (the wrapper costs every allocation and free). */
-static __attribute__((noinline)) void forget_block (Memory *M, void *ptr) {
-  MemBlock *b = find_block(M, (uintptr_t)ptr);
-  if (b != NULL) drop_block(M, b);
-}
+** and a tail call, with no stack frame (the wrapper costs every
+** allocation and free). */
+static void *sampling_alloc (void *ud, void *ptr, size_t osize,
+                             size_t nsize);
 
 
 static __attribute__((noinline)) void *sampled_alloc (MemTrampoline *T,
@@ -176,11 +175,22 @@ static __attribute__((noinline)) void *sampled_alloc (MemTrampoline *T,
 }
 
 
-/*
-** A block freed or moved is dropped from the sampled ones first (a failed
-** reallocation, which keeps its block, then drops it too: rare enough).
-** An empty home slot says at once that a block was not sampled.
-*/
+/* A block that may be a sampled one is freed or moved: it is dropped
+** from them first (a failed reallocation, which keeps its block, then
+** drops it too: rare enough); then the call goes on as any other. */
+static __attribute__((noinline)) void *forget_block (MemTrampoline *T,
+                                                     void *ptr, size_t osize,
+                                                     size_t nsize) {
+  Memory *M = &T->profiler->memory;
+  MemBlock *b = find_block(M, (uintptr_t)ptr);
+  if (b != NULL) drop_block(M, b);
+  if (nsize > 0 && (M->left -= (int64_t)nsize) <= 0)
+    return sampled_alloc(T, ptr, osize, nsize);
+  return T->alloc(T->ud, ptr, osize, nsize);
+}
+
+
+/* An empty home slot says at once that a block was not sampled. */
 static void *sampling_alloc (void *ud, void *ptr, size_t osize,
                              size_t nsize) {
   MemTrampoline *T = ud;
@@ -189,7 +199,7 @@ static void *sampling_alloc (void *ud, void *ptr, size_t osize,
     Memory *M = &P->memory;
     if (ptr != NULL && M->count > 0
         && M->blocks[slot_of(M, (uintptr_t)ptr)].addr != 0)
-      forget_block(M, ptr);
+      return forget_block(T, ptr, osize, nsize);
     if (nsize > 0 && (M->left -= (int64_t)nsize) <= 0)
       return sampled_alloc(T, ptr, osize, nsize);
   }
