@@ -178,8 +178,10 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   atomic_store(&P->in_hook, 0);
   threads_stop(P);
   P->running = 0;
+  atomic_store(&P->in_hook, 1);  /* the last sample's allocations are ours */
   if (L != NULL) capture_record(P, L, level);
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
+  atomic_store(&P->in_hook, 0);
   memory_stop(P, L);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
   S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
