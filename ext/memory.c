@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
+
 #include "profiler.h"
 
 
@@ -46,36 +48,47 @@ static int64_t next_gap (Memory *M) {
 }
 
 
-static uint32_t slot_of (const Memory *M, uintptr_t addr) {
-  return (uint32_t)(((uint64_t)addr >> 4) * 0x9E3779B97F4A7C15ULL >> 32)
-         & (M->cap - 1);
+/* The hash of a block's address: its bits above 32 choose its slot in
+** the table, its top bits its bit in the filter. */
+static uint64_t hash_of (uintptr_t addr) {
+  return ((uint64_t)addr >> 4) * 0x9E3779B97F4A7C15ULL;
 }
 
 
-static MemBlock *find_block (Memory *M, uintptr_t addr) {
+static uint32_t slot_of (const MemTrampoline *T, uintptr_t addr) {
+  return (uint32_t)(hash_of(addr) >> 32) & (T->cap - 1);
+}
+
+
+static int filter_bit (uintptr_t addr) {
+  return (int)(hash_of(addr) >> 58);  /* 0 to SPROF_MEM_FILTER - 1 */
+}
+
+
+static MemBlock *find_block (MemTrampoline *T, uintptr_t addr) {
   uint32_t i;
-  if (M->count == 0) return NULL;
-  for (i = slot_of(M, addr); M->blocks[i].addr != 0; i = (i + 1) & (M->cap - 1))
-    if (M->blocks[i].addr == addr) return &M->blocks[i];
+  if (T->count == 0) return NULL;
+  for (i = slot_of(T, addr); T->blocks[i].addr != 0; i = (i + 1) & (T->cap - 1))
+    if (T->blocks[i].addr == addr) return &T->blocks[i];
   return NULL;
 }
 
 
-static int grow_blocks (Memory *M) {
-  uint32_t cap = M->cap ? 2 * M->cap : 64, i;
-  MemBlock *old = M->blocks;
-  uint32_t old_cap = M->cap;
-  M->blocks = calloc(cap, sizeof *M->blocks);
-  if (M->blocks == NULL) {
-    M->blocks = old;
+static int grow_blocks (MemTrampoline *T) {
+  uint32_t cap = T->cap ? 2 * T->cap : 64, i;
+  MemBlock *old = T->blocks;
+  uint32_t old_cap = T->cap;
+  T->blocks = calloc(cap, sizeof *T->blocks);
+  if (T->blocks == NULL) {
+    T->blocks = old;
     return 0;
   }
-  M->cap = cap;
+  T->cap = cap;
   for (i = 0; i < old_cap; i++) {
     if (old[i].addr != 0) {
-      uint32_t j = slot_of(M, old[i].addr);
-      while (M->blocks[j].addr != 0) j = (j + 1) & (cap - 1);
-      M->blocks[j] = old[i];
+      uint32_t j = slot_of(T, old[i].addr);
+      while (T->blocks[j].addr != 0) j = (j + 1) & (cap - 1);
+      T->blocks[j] = old[i];
     }
   }
   free(old);
@@ -83,36 +96,50 @@ static int grow_blocks (Memory *M) {
 }
 
 
-static void add_block (Memory *M, uintptr_t addr, double bytes,
+static void add_block (MemTrampoline *T, uintptr_t addr, double bytes,
                        double objects) {
   uint32_t i;
-  if (4 * (M->count + 1) > 3 * M->cap && !grow_blocks(M)) return;
-  i = slot_of(M, addr);
-  while (M->blocks[i].addr != 0) i = (i + 1) & (M->cap - 1);
-  M->blocks[i].addr = addr;
-  M->blocks[i].node = -1;
-  M->blocks[i].bytes = bytes;
-  M->blocks[i].objects = objects;
-  M->count++;
+  int bit = filter_bit(addr);
+  if (4 * (T->count + 1) > 3 * T->cap && !grow_blocks(T)) return;
+  i = slot_of(T, addr);
+  while (T->blocks[i].addr != 0) i = (i + 1) & (T->cap - 1);
+  T->blocks[i].addr = addr;
+  T->blocks[i].node = -1;
+  T->blocks[i].bytes = bytes;
+  T->blocks[i].objects = objects;
+  T->count++;
+  T->in_filter[bit]++;
+  T->filter |= (uint64_t)1 << bit;
 }
 
 
 /* Removes a block, moving back the ones after it that belong before. */
-static void drop_block (Memory *M, MemBlock *b) {
-  uint32_t i = (uint32_t)(b - M->blocks), j = i;
+static void drop_block (MemTrampoline *T, MemBlock *b) {
+  uint32_t i = (uint32_t)(b - T->blocks), j = i;
+  int bit = filter_bit(b->addr);
+  if (--T->in_filter[bit] == 0) T->filter &= ~((uint64_t)1 << bit);
   for (;;) {
     uint32_t home;
-    j = (j + 1) & (M->cap - 1);
-    if (M->blocks[j].addr == 0) break;
-    home = slot_of(M, M->blocks[j].addr);
+    j = (j + 1) & (T->cap - 1);
+    if (T->blocks[j].addr == 0) break;
+    home = slot_of(T, T->blocks[j].addr);
     /* j may move to i if its home is not in (i, j], cyclically */
     if ((i < j) ? (home <= i || home > j) : (home <= i && home > j)) {
-      M->blocks[i] = M->blocks[j];
+      T->blocks[i] = T->blocks[j];
       i = j;
     }
   }
-  M->blocks[i].addr = 0;
-  M->count--;
+  T->blocks[i].addr = 0;
+  T->count--;
+}
+
+
+/* Empties the table of sampled blocks (keeping its memory). */
+static void clear_blocks (MemTrampoline *T) {
+  if (T->blocks) memset(T->blocks, 0, (size_t)T->cap * sizeof *T->blocks);
+  T->count = 0;
+  memset(T->in_filter, 0, sizeof T->in_filter);
+  T->filter = 0;
 }
 
 
@@ -136,8 +163,7 @@ static void sample (Profiler *P, void *block, size_t size, int type) {
   Memory *M = &P->memory;
   double p = -expm1(-(double)size / M->rate);  /* 1 - exp(-size/rate) */
   MemSample *s;
-  M->left = next_gap(M);
-  add_block(M, (uintptr_t)block, (double)size / p, 1.0 / p);
+  add_block(M->tramp, (uintptr_t)block, (double)size / p, 1.0 / p);
   if (M->npending == SPROF_MEM_PENDING)  /* no hook for a while (a long */
     s = merged_sample(M, type);          /* C call, a finalizer) */
   else {
@@ -154,23 +180,65 @@ static void sample (Profiler *P, void *block, size_t size, int type) {
 }
 
 
+/*
+** The allocator we wrap. When it is lauxlib's (luaL_newstate's, which
+** most states use), what it does is done here: the wrapper then takes
+** its place instead of adding a call to every allocation (and a new
+** block is malloc's at once, as realloc(NULL, n) would make it).
+*/
+static inline void *call_wrapped (MemTrampoline *T, void *ptr, size_t osize,
+                                  size_t nsize) {
+  if (T->libc) {  /* lauxlib's l_alloc */
+    if (nsize == 0) {
+      free(ptr);
+      return NULL;
+    }
+    return ptr == NULL ? malloc(nsize) : realloc(ptr, nsize);
+  }
+  return T->alloc(T->ud, ptr, osize, nsize);
+}
+
+
+/*
+** lauxlib's allocator, learnt once from a scratch state (native.c's
+** probes make one too; preload.c lets it pass unprofiled). A start that
+** comes while it is being learnt (another thread, or that scratch state
+** profiled after all) goes without: the calls are then passed on.
+*/
+static lua_Alloc lauxlib_alloc;
+static atomic_int lauxlib_known;  /* 0: not yet, 1: being learnt, 2: known */
+
+static lua_Alloc learn_lauxlib_alloc (void) {
+  int unknown = 0;
+  if (atomic_compare_exchange_strong(&lauxlib_known, &unknown, 1)) {
+    lua_State *L = luaL_newstate();
+    if (L != NULL) {
+      void *ud;
+      lauxlib_alloc = lua_getallocf(L, &ud);
+      lua_close(L);
+    }
+    atomic_store(&lauxlib_known, 2);
+  }
+  return atomic_load(&lauxlib_known) == 2 ? lauxlib_alloc : NULL;
+}
+
+
 /* The slow paths, out of line: the common call is a few instructions
-** and a tail call, with no stack frame (the wrapper costs every
-** allocation and free). */
-static void *sampling_alloc (void *ud, void *ptr, size_t osize,
-                             size_t nsize);
-
-
+** and a jump, with no stack frame (the wrapper costs every allocation
+** and free). */
 static __attribute__((noinline)) void *sampled_alloc (MemTrampoline *T,
                                                       void *ptr, size_t osize,
                                                       size_t nsize) {
   Profiler *P = T->profiler;
-  void *block = T->alloc(T->ud, ptr, osize, nsize);
+  void *block = call_wrapped(T, ptr, osize, nsize);
+  if (P == NULL) {  /* passing through (memory_stop) */
+    T->left = INT64_MAX;
+    return block;
+  }
+  T->left = next_gap(&P->memory);
   /* our own hook's allocations (lua_getinfo) are not the program's */
   if (block != NULL && !atomic_load(&P->in_hook))
     sample(P, block, nsize, ptr == NULL ? (int)osize : 0);
-  else
-    P->memory.left = next_gap(&P->memory);
   return block;
 }
 
@@ -181,29 +249,27 @@ static __attribute__((noinline)) void *sampled_alloc (MemTrampoline *T,
 static __attribute__((noinline)) void *forget_block (MemTrampoline *T,
                                                      void *ptr, size_t osize,
                                                      size_t nsize) {
-  Memory *M = &T->profiler->memory;
-  MemBlock *b = find_block(M, (uintptr_t)ptr);
-  if (b != NULL) drop_block(M, b);
-  if (nsize > 0 && (M->left -= (int64_t)nsize) <= 0)
+  MemBlock *b = find_block(T, (uintptr_t)ptr);
+  if (b != NULL) drop_block(T, b);
+  if ((T->left -= (int64_t)nsize) <= 0)
     return sampled_alloc(T, ptr, osize, nsize);
-  return T->alloc(T->ud, ptr, osize, nsize);
+  return call_wrapped(T, ptr, osize, nsize);
 }
 
 
-/* An empty home slot says at once that a block was not sampled. */
+/*
+** Every call: a block whose bit is clear in the filter was not sampled
+** (no other memory read); 'left' is at least 1 here, so a free (nsize
+** 0) never reaches the sampling.
+*/
 static void *sampling_alloc (void *ud, void *ptr, size_t osize,
                              size_t nsize) {
   MemTrampoline *T = ud;
-  Profiler *P = T->profiler;
-  if (P != NULL) {
-    Memory *M = &P->memory;
-    if (ptr != NULL && M->count > 0
-        && M->blocks[slot_of(M, (uintptr_t)ptr)].addr != 0)
-      return forget_block(T, ptr, osize, nsize);
-    if (nsize > 0 && (M->left -= (int64_t)nsize) <= 0)
-      return sampled_alloc(T, ptr, osize, nsize);
-  }
-  return T->alloc(T->ud, ptr, osize, nsize);
+  if (ptr != NULL && (T->filter >> filter_bit((uintptr_t)ptr) & 1))
+    return forget_block(T, ptr, osize, nsize);
+  if ((T->left -= (int64_t)nsize) <= 0)
+    return sampled_alloc(T, ptr, osize, nsize);
+  return call_wrapped(T, ptr, osize, nsize);
 }
 
 
@@ -220,16 +286,18 @@ static void *failing_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
 
 int memory_start (Profiler *P, lua_State *L) {
   Memory *M = &P->memory;
-  MemTrampoline *T = malloc(sizeof *T);
+  MemTrampoline *T = aligned_alloc(_Alignof(MemTrampoline), sizeof *T);
+  lua_Alloc lauxlib = learn_lauxlib_alloc();
   if (T == NULL) return 0;
+  memset(T, 0, sizeof *T);
   if (M->rng == 0) M->rng = (uint64_t)(uintptr_t)P ^ capture_now(CLOCK_KIND_WALL)
                             ^ 0x9E3779B97F4A7C15ULL;
-  M->left = next_gap(M);
   M->npending = 0;
   M->merged = 0;
+  T->left = next_gap(M);
   T->alloc = lua_getallocf(L, &T->ud);
+  T->libc = lauxlib != NULL && T->alloc == lauxlib;
   T->profiler = P;
-  T->fail_next = 0;
   M->tramp = T;
   lua_setallocf(L, sampling_alloc, T);
   return 1;
@@ -261,7 +329,13 @@ static int with_type (Profiler *P, const int *frames, int n, int type,
 */
 void memory_record (Profiler *P, const int *frames, int n) {
   Memory *M = &P->memory;
+  MemTrampoline *T = M->tramp;
   int i, out[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 9];
+  if (T == NULL) {  /* stopped meanwhile: its samples went with it */
+    M->npending = 0;
+    M->merged = 0;
+    return;
+  }
   if (n > SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8)
     n = SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8;
   /* newest first: a block freed and its address sampled again since
@@ -270,16 +344,16 @@ void memory_record (Profiler *P, const int *frames, int n) {
     const MemSample *s = &M->pending[i];
     int m = with_type(P, frames, n, s->type, out);
     int node = session_add_stack(&P->session, out, m, 0, 0);
-    MemBlock *b = find_block(M, s->addr);
+    MemBlock *b = find_block(T, s->addr);
     session_add_memory(&P->session, node, s->bytes, s->objects, 0);
     if (b != NULL && b->node < 0) b->node = node;
   }
   if (M->merged) {  /* the merged samples' blocks: this stack, no type */
     int node = session_add_stack(&P->session, frames, n, 0, 0);
     uint32_t j;
-    for (j = 0; j < M->cap; j++)
-      if (M->blocks[j].addr != 0 && M->blocks[j].node < 0)
-        M->blocks[j].node = node;
+    for (j = 0; j < T->cap; j++)
+      if (T->blocks[j].addr != 0 && T->blocks[j].node < 0)
+        T->blocks[j].node = node;
     M->merged = 0;
   }
   M->npending = 0;
@@ -332,20 +406,22 @@ void memory_stop (Profiler *P, lua_State *L) {
   if (L != NULL && lua_status(L) == LUA_OK) collect_quietly(L, T);
   M->npending = 0;  /* allocations of the collection's finalizers */
   M->merged = 0;
-  for (i = 0; i < M->cap; i++)
-    if (M->blocks[i].addr != 0 && M->blocks[i].node >= 0)
-      session_add_memory(&P->session, M->blocks[i].node, M->blocks[i].bytes,
-                         M->blocks[i].objects, 1);
+  for (i = 0; i < T->cap; i++)
+    if (T->blocks[i].addr != 0 && T->blocks[i].node >= 0)
+      session_add_memory(&P->session, T->blocks[i].node, T->blocks[i].bytes,
+                         T->blocks[i].objects, 1);
+  free(T->blocks);
+  T->blocks = NULL;
+  T->cap = 0;
+  clear_blocks(T);
   T->profiler = NULL;
+  T->left = INT64_MAX;  /* never sample again */
+  M->tramp = NULL;
   if (lua_getallocf(P->main, &ud) == sampling_alloc && ud == T) {
     lua_setallocf(P->main, T->alloc, T->ud);
     free(T);
   }
   /* else the program wrapped ours: it stays, passing calls through */
-  M->tramp = NULL;
-  free(M->blocks);
-  M->blocks = NULL;
-  M->cap = M->count = 0;
 }
 
 
@@ -354,13 +430,12 @@ void memory_reset (Profiler *P) {
   Memory *M = &P->memory;
   M->npending = 0;
   M->merged = 0;
-  if (M->blocks) memset(M->blocks, 0, (size_t)M->cap * sizeof *M->blocks);
-  M->count = 0;
+  if (M->tramp != NULL) clear_blocks(M->tramp);
 }
 
 
+/* A profiler is freed: it was stopped first (profiler_free), so this
+** only makes sure no allocator still refers to it. */
 void memory_free (Profiler *P) {
-  free(P->memory.blocks);
-  P->memory.blocks = NULL;
-  P->memory.cap = P->memory.count = 0;
+  if (P->memory.tramp != NULL) memory_stop(P, NULL);
 }

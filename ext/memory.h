@@ -30,30 +30,38 @@ typedef struct MemBlock {
   double bytes, objects;
 } MemBlock;
 
+/* Bits of the filter of sampled blocks' addresses (memory.c). */
+#define SPROF_MEM_FILTER 64
+
 /*
 ** The allocator we put between a Lua state and its own. It lives apart
 ** from the profiler and is never freed while installed: if the program
 ** wrapped the allocator again after us, we cannot take ours out, and it
-** then only passes calls through (profiler NULL).
+** then only passes calls through (profiler NULL, nothing sampled).
+** Every allocation and free of the program runs through it: what each
+** call reads comes first, in one cache line, with no pointer to follow.
 */
 typedef struct MemTrampoline {
+  _Alignas(64) int64_t left;  /* bytes to go until the next sampled one */
+  uint64_t filter;      /* bit b set: a sampled block hashing to b is live */
   lua_Alloc alloc;      /* the allocator we wrap */
   void *ud;
+  int libc;             /* alloc is lauxlib's: call malloc, realloc, free */
   struct Profiler *profiler;  /* NULL: pass everything through */
   int fail_next;        /* fail the next new block (memory.c, collect) */
+  /* the sampled blocks still allocated, by address (open addressing) */
+  MemBlock *blocks;
+  uint32_t cap, count;  /* cap: 0 or a power of 2 */
+  uint32_t in_filter[SPROF_MEM_FILTER];  /* blocks under each filter bit */
 } MemTrampoline;
 
 typedef struct Memory {
   double rate;          /* mean bytes between sampled allocations */
-  int64_t left;         /* bytes to go until the next sampled one */
   uint64_t rng;         /* state of the gaps' random numbers */
   MemTrampoline *tramp; /* installed in the state, or NULL */
   MemSample pending[SPROF_MEM_PENDING];
   int npending;
   int merged;           /* samples were merged: the queue was full */
-  /* the sampled blocks still allocated, by address (open addressing) */
-  MemBlock *blocks;
-  uint32_t cap, count;  /* cap: 0 or a power of 2 */
 } Memory;
 
 struct Profiler;
