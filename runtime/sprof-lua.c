@@ -18,6 +18,7 @@
 
 #include "../ext/profiler.h"
 #include "../ext/sprof.h"
+#include "../report/diff.h"
 #include "history.h"
 
 int luaopen_sprof (lua_State *L);
@@ -42,6 +43,9 @@ typedef struct Args {
   const char *loads[MAX_LOADS];
   int nloads;
   int load_prev;              /* --load-prev: the latest kept session */
+  const char *diff_before;    /* --diff BEFORE AFTER: compare two sessions */
+  const char *diff_after;
+  int diff_absolute;          /* --diff-absolute: seconds, not shares */
   int nlua;                   /* how many -e, -l and -W */
   int has_e;                  /* some -e */
   int version;                /* -v: print Lua's version first */
@@ -49,7 +53,7 @@ typedef struct Args {
   int options_end;            /* index in argv where the options end */
   int script;                 /* index of the script in argv, or 0 */
   int from_stdin;             /* the script is read from stdin */
-  int run;                    /* Lua code runs (not --load) */
+  int run;                    /* Lua code runs (not --load, not --diff) */
 } Args;
 
 /* The profiler and state of this run; atexit and signal handlers need them. */
@@ -66,6 +70,7 @@ static void usage (FILE *f) {
     "usage: %s [options] [lua options] [script [args...]]\n"
     "       %s [options] --load session.json [--load ...]\n"
     "       %s [options] --load-prev\n"
+    "       %s [options] --diff before.json after.json\n"
     "Runs Lua 5.4 code as lua5.4 would run it, under the sprof sampling\n"
     "profiler, and writes a report of where the time went (and with --memory,\n"
     "the memory) when it ends.\n\n"
@@ -98,6 +103,11 @@ static void usage (FILE *f) {
     "      --load FILE       re-render a saved JSON session (repeat to sum)\n"
     "      --load-prev       re-render the latest session of this command\n"
     "                        (it keeps the last 10 in $XDG_STATE_HOME/sprof)\n"
+    "      --diff BEFORE AFTER\n"
+    "                        compare two saved JSON sessions: per function and\n"
+    "                        per call path, before, after and the change,\n"
+    "                        largest increase first (text or html)\n"
+    "      --diff-absolute   compare seconds (bytes), not shares of each run\n"
     "  -h, --help            this help\n"
     "      --version         print the version\n\n"
     "lua options, as lua5.4 takes them (mixed freely with the above):\n"
@@ -112,7 +122,7 @@ static void usage (FILE *f) {
     "The profile covers -e, -l and the script. With no script and no -e, stdin\n"
     "is run when it is not a terminal. There is no interactive mode: -i is the\n"
     "interval.\n",
-    progname, progname, progname);
+    progname, progname, progname, progname);
 }
 
 
@@ -185,6 +195,39 @@ static int set_memory_view (Args *a, const char *value) {
 static int add_load (Args *a, const char *value) {
   if (a->nloads == MAX_LOADS - 1) return bad_usage("too many --load%s", "");
   a->loads[a->nloads++] = value;
+  return 1;
+}
+
+
+/* --diff BEFORE AFTER: the two sessions, the next two arguments. */
+static int set_diff (Args *a, int left, char **next) {
+  if (left < 2 || next[1][0] == '-' || a->diff_before)
+    return bad_usage("--diff compares two saved sessions: "
+                     "--diff before.json after.json%s", "");
+  a->diff_before = next[0];
+  a->diff_after = next[1];
+  return 1;
+}
+
+
+/* --diff takes no code to run and no other sessions. 0: bad usage. */
+static int check_diff (const Args *a) {
+  if (a->diff_before == NULL) {
+    if (a->diff_absolute)
+      return bad_usage("--diff-absolute goes with --diff before.json "
+                       "after.json%s", "");
+    return 1;
+  }
+  if (a->nloads > 0 || a->load_prev)
+    return bad_usage("--diff compares the two sessions it names: "
+                     "give it no --load or --load-prev%s", "");
+  if (a->script || a->nlua > 0 || a->version || a->no_env)
+    return bad_usage("--diff compares two saved sessions: give it no "
+                     "script and no lua options%s", "");
+  if (a->memory)
+    return bad_usage("--diff compares two saved sessions: --memory and "
+                     "--memory-rate are for a run (--memory-view picks the "
+                     "view)%s", "");
   return 1;
 }
 
@@ -280,6 +323,12 @@ static int parse_args (int argc, char **argv, Args *a) {
     if (strcmp(o, "--host-frames") == 0) { a->host_frames = 1; continue; }
     if (strcmp(o, "--load-prev") == 0) { a->load_prev = 1; continue; }
     if (strcmp(o, "--memory") == 0) { a->memory = 1; continue; }
+    if (strcmp(o, "--diff-absolute") == 0) { a->diff_absolute = 1; continue; }
+    if (strcmp(o, "--diff") == 0) {
+      if (!set_diff(a, argc - i - 1, argv + i + 1)) return 0;
+      i += 2;
+      continue;
+    }
     took = lua_option(a, o, value);
     if (took < 0) return 0;
     if (took > 0) { i += took - 1; continue; }
@@ -295,7 +344,8 @@ static int parse_args (int argc, char **argv, Args *a) {
     a->script = i;
     a->from_stdin = !dashes && strcmp(argv[i], "-") == 0;
   }
-  a->run = a->nloads == 0 && !a->load_prev;
+  if (!check_diff(a)) return 0;
+  a->run = a->nloads == 0 && !a->load_prev && a->diff_before == NULL;
   if (!a->run && (a->script || a->nlua > 0 || a->version || a->no_env))
     return bad_usage("--load re-renders a saved session: give it no script "
                      "and no lua options%s", "");
@@ -312,6 +362,10 @@ static int parse_args (int argc, char **argv, Args *a) {
   }
   if (a->renderer == NULL)
     a->renderer = a->outfile ? report_format_of(a->outfile) : "text";
+  if (a->diff_before && strcmp(a->renderer, "text") != 0
+      && strcmp(a->renderer, "html") != 0)
+    return bad_usage("--diff writes text or html, not %s (-r text, -r html, "
+                     "or -o FILE.html)", a->renderer);
   if (a->open && strcmp(a->renderer, "html") != 0)
     return bad_usage("--open shows an html report: add -r html or "
                      "-o FILE.html%s", "");
@@ -428,14 +482,11 @@ static void open_report (const char *file) {
 ** its .html suffix. Returns 0 if that failed (the report then goes to
 ** stderr as usual).
 */
-static int write_temp_report (const RenderOptions *o) {
+static int write_temp_report (const char *text, size_t len) {
   static char path[4096 + 8];
   char tmp[4096];
-  const char *dir = getenv("TMPDIR"), *error = NULL;
-  size_t len;
-  char *text = profiler_render(profiler, args.renderer, o, &len, &error);
+  const char *dir = getenv("TMPDIR");
   int fd, ok;
-  if (text == NULL) return 0;
   snprintf(tmp, sizeof tmp, "%s/sprof-XXXXXX", dir && *dir ? dir : "/tmp");
   fd = mkstemp(tmp);
   ok = fd >= 0;
@@ -452,7 +503,6 @@ static int write_temp_report (const RenderOptions *o) {
     ok = ok && rename(tmp, path) == 0;
     if (!ok) unlink(tmp);
   }
-  free(text);
   if (!ok) {
     fprintf(stderr, "%s: cannot write a temporary file in %s: %s\n", progname,
             dir && *dir ? dir : "/tmp", strerror(errno));
@@ -469,9 +519,36 @@ static int write_temp_report (const RenderOptions *o) {
 }
 
 
+/* Where the report goes: stderr, stdout (-o -), or NULL for the -o file. */
+static FILE *report_stream (void) {
+  return args.outfile == NULL ? stderr
+         : strcmp(args.outfile, "-") == 0 ? stdout : NULL;
+}
+
+
+/* The options the report is rendered with, for the stream it goes to. */
+static RenderOptions report_options (FILE *to) {
+  RenderOptions o = report_default_options();
+  o.show_all = args.show_all;
+  o.show_internals = args.show_internals;
+  o.show_host = args.host_frames;
+  o.view = args.view;
+  o.color = to != NULL && strcmp(args.renderer, "text") == 0
+            && isatty(fileno(to)) && getenv("NO_COLOR") == NULL;
+  return o;
+}
+
+
+/* An html report with no -o, for a terminal or for --open: to a file. */
+static int to_temp_file (void) {
+  return args.outfile == NULL && strcmp(args.renderer, "html") == 0
+         && (args.open || isatty(fileno(stderr)));
+}
+
+
 /* Writes the report once; on failure it goes to stderr instead. */
 static void write_report (void) {
-  RenderOptions o = report_default_options();
+  RenderOptions o;
   const char *error = NULL;
   char *text;
   size_t len;
@@ -480,17 +557,15 @@ static void write_report (void) {
   reported = 1;
   if (profiler_running(profiler)) profiler_stop(profiler);
   if (args.run) history_save(profiler, progname);  /* for --load-prev */
-  to = args.outfile == NULL ? stderr
-       : strcmp(args.outfile, "-") == 0 ? stdout : NULL;
-  o.show_all = args.show_all;
-  o.show_internals = args.show_internals;
-  o.show_host = args.host_frames;
-  o.view = args.view;
-  o.color = to != NULL && strcmp(args.renderer, "text") == 0
-            && isatty(fileno(to)) && getenv("NO_COLOR") == NULL;
-  if (args.outfile == NULL && strcmp(args.renderer, "html") == 0
-      && (args.open || isatty(fileno(stderr))) && write_temp_report(&o))
-    return;
+  to = report_stream();
+  o = report_options(to);
+  if (to_temp_file()) {
+    int saved;
+    text = profiler_render(profiler, args.renderer, &o, &len, &error);
+    saved = text != NULL && write_temp_report(text, len);
+    free(text);
+    if (saved) return;
+  }
   if (to == NULL) {
     error = profiler_write(profiler, args.outfile, args.renderer, &o);
     if (error == NULL) {
@@ -796,6 +871,67 @@ static int render_loads (void) {
 }
 
 
+/* --diff: text, the report of a diff, goes where -o says. 0: it could not. */
+static int put_diff (const char *text, size_t len) {
+  FILE *to = report_stream(), *f;
+  if (to_temp_file() && write_temp_report(text, len)) return 1;
+  if (to != NULL) {
+    fwrite(text, 1, len, to);
+    return fflush(to) == 0;
+  }
+  f = fopen(args.outfile, "wb");
+  if (f == NULL || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+    fprintf(stderr, "%s: cannot write '%s': %s\n", progname, args.outfile,
+            strerror(errno));
+    return 0;
+  }
+  if (args.open) open_report(args.outfile);
+  return 1;
+}
+
+
+static int load_session (Session *S, const char *path) {
+  char why[200];
+  if (report_load_json_file(S, path, why, sizeof why)) return 1;
+  fprintf(stderr, "%s: cannot load '%s': %s\n", progname, path, why);
+  return 0;
+}
+
+
+/* --diff BEFORE AFTER: loads both sessions and writes their comparison. */
+static int render_diff (void) {
+  Session before, after;
+  RenderOptions o = report_options(report_stream());
+  DiffRuns runs;
+  Buf out;
+  char why[600];
+  int ok = session_init(&before);
+  ok = session_init(&after) && ok;  /* both made, to be freed alike */
+  if (!ok) fprintf(stderr, "%s: not enough memory\n", progname);
+  ok = ok && load_session(&before, args.diff_before)
+       && load_session(&after, args.diff_after);
+  buf_init(&out);
+  if (ok) {
+    runs.before = &before;
+    runs.after = &after;
+    runs.before_name = args.diff_before;
+    runs.after_name = args.diff_after;
+    runs.absolute = args.diff_absolute;
+    ok = diff_render(&runs, args.renderer, &o, &out, why, sizeof why);
+    if (!ok) fprintf(stderr, "%s: %s\n", progname, why);
+    else if (out.failed) {
+      fprintf(stderr, "%s: out of memory while rendering\n", progname);
+      ok = 0;
+    }
+    else ok = put_diff(out.data ? out.data : "", out.len);
+  }
+  buf_free(&out);
+  session_free(&before);
+  session_free(&after);
+  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+
 /* Memory profiling for the run, if asked. 0: bad usage (said so). */
 static int setup_memory (void) {
   const char *error = NULL;
@@ -817,6 +953,7 @@ int main (int argc, char **argv) {
             args.outfile, strerror(errno));
     return 2;
   }
+  if (args.diff_before) return render_diff();
   if (!args.run) return render_loads();
   profiler = profiler_new(args.interval, args.clock, !args.no_native, &error);
   if (profiler == NULL) {

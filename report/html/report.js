@@ -104,17 +104,20 @@
 
   function str (x) { return typeof x === 'string' ? x : String(x == null ? '' : x); }
 
+  /* A frame of the session's JSON, as the page uses it. */
+  function frameFrom (f) {
+    return {
+      name: str(f.name), file: str(f.file), line: f.line | 0,
+      kind: ['lua', 'c', 'native', 'pseudo'].indexOf(f.kind) >= 0 ? f.kind : 'lua',
+      library: f.library === true,
+      internal: f.internal === true,   /* the interpreter's own native code */
+      host: f.host === true            /* native, above the Lua root */
+    };
+  }
+
   /* The session's stacks as a trie: node 0 is the root. */
   function loadProfile (data) {
-    var frames = (data.frames || []).map(function (f) {
-      return {
-        name: str(f.name), file: str(f.file), line: f.line | 0,
-        kind: ['lua', 'c', 'native', 'pseudo'].indexOf(f.kind) >= 0 ? f.kind : 'lua',
-        library: f.library === true,
-        internal: f.internal === true,   /* the interpreter's own native code */
-        host: f.host === true            /* native, above the Lua root */
-      };
-    });
+    var frames = (data.frames || []).map(frameFrom);
     var nf = frames.length;
     var stacks = data.stacks || [];
     var P = new Trie(frames, stacks.length * 4 + 16);
@@ -153,12 +156,14 @@
             help: 'Time: where the program spent its samples' }
   };
 
-  /* Each trie node's own weight and count under one of the WEIGHTS. */
-  function weigh (P, stacks, how) {
+  /* Each trie node's own weight and count under one of the WEIGHTS; leaves
+     (P.stackLeaf unless said) are the nodes where the stacks end. */
+  function weigh (P, stacks, how, leaves) {
     var W = { self: new Float64Array(P.n), count: new Float64Array(P.n), total: 0 };
+    leaves = leaves || P.stackLeaf;
     for (var k in how) W[k] = how[k];
     for (var i = 0; i < stacks.length; i++) {
-      var leaf = P.stackLeaf[i], w = +stacks[i][how.selfKey] || 0;
+      var leaf = leaves[i], w = +stacks[i][how.selfKey] || 0;
       W.self[leaf] += w;
       W.count[leaf] += +stacks[i][how.countKey] || 0;
       W.total += w;
@@ -247,12 +252,12 @@
            (f.host && !options.showHost && v === root);
   }
 
-  /* A node's own weight as shown: with that of the interpreter's own
-     frames under it, which fold into it. */
-  function ownTime (P, W, r) {
-    var t = W.self[r];
+  /* A node's own weight (of the array self) as shown: with that of the
+     interpreter's own frames under it, which fold into it. */
+  function ownTime (P, self, r) {
+    var t = self[r];
     for (var c = P.first[r]; c >= 0; c = P.next[c])
-      if (P.frames[P.frame[c]].internal && !options.showInternals) t += ownTime(P, W, c);
+      if (P.frames[P.frame[c]].internal && !options.showInternals) t += ownTime(P, self, c);
     return t;
   }
 
@@ -277,14 +282,23 @@
   ** group's (hiddenTime), not the function's self time. The interpreter's
   ** own native frames, and the host's above the root, go to the frame
   ** above them unless the report was asked to show them. W (one of
-  ** P.weights) says what "time" is: time, or bytes.
+  ** P.weights) says what "time" is: time, or bytes. In a diff, W also
+  ** has the before run's weights (bself): each node gets both runs'.
   */
   function buildView (P, W, showLibrary) {
     var nodes = [];
     var rawToView = new Int32Array(P.n);
     var big = new Map();   /* node id -> (frame -> child), for many children */
-    var self = W.self, count = W.count;
+    var self = W.self, count = W.count, bself = W.bself;
     var hot = options.selfThreshold * W.total;
+    var bhot = options.selfThreshold * (W.btotal || 0);
+    /* a library frame shows inside its group with that much own time (in
+       either run of a diff) */
+    function isHot (c) {
+      var own = ownTime(P, self, c);
+      if (own > 0 && own >= hot) return true;
+      return !!bself && (own = ownTime(P, bself, c)) > 0 && own >= bhot;
+    }
     function vnode (frame, parent) {
       var v = {
         id: nodes.length, frame: frame, parent: parent, children: NONE,
@@ -292,6 +306,9 @@
         hiddenFile: null, hiddenFileTime: ZERO, hiddenFiles: 0,
         depth: parent ? parent.depth + 1 : 0, shown: 0
       };
+      if (bself) {   /* the before run's: total, self, hidden frames' */
+        v.before = ZERO; v.bself = ZERO; v.bhidden = ZERO; v.change = ZERO;
+      }
       nodes.push(v);
       return v;
     }
@@ -317,24 +334,27 @@
     var root = vnode(-1, null);
     root.self = self[0];
     root.samples = count[0];
+    if (bself) root.bself = bself[0];
     /* per node to visit: the view node it goes to, whether that is library
        code, whether the node itself was hidden */
     var todo = [0], into = [root], inLib = [false], inHidden = [false];
     while (todo.length) {
       var r = todo.pop(), v = into.pop(), lib = inLib.pop(), hid = inHidden.pop();
       for (var c = P.first[r]; c >= 0; c = P.next[c]) {
-        var f = P.frames[P.frame[c]], w = v, hidden = hid, own;
+        var f = P.frames[P.frame[c]], w = v, hidden = hid;
         if (folds(f, v, root)) {
           if (hid) v.hiddenTime += self[c]; else v.self += self[c];
-        } else if (!showLibrary && lib && !isUserCode(f) &&
-                   !((own = ownTime(P, W, c)) > 0 && own >= hot)) {
+          if (bself) { if (hid) v.bhidden += bself[c]; else v.bself += bself[c]; }
+        } else if (!showLibrary && lib && !isUserCode(f) && !isHot(c)) {
           hidden = true;
           v.hidden++;
           v.hiddenTime += self[c];
+          if (bself) v.bhidden += bself[c];
           if (f.kind === 'lua') hiddenFrom(v, f.file, self[c]);
         } else {
           w = child(v, P.frame[c]);
           w.self += self[c];
+          if (bself) w.bself += bself[c];
           hidden = false;
         }
         w.samples += count[c];
@@ -348,24 +368,33 @@
       var n = nodes[j];
       n.total += n.self + n.hiddenTime;
       if (n.parent) n.parent.total += n.total;
+      if (bself) {
+        n.before += n.bself + n.bhidden;
+        if (n.parent) n.parent.before += n.before;
+      }
       if (n.children.length > 1) n.children.sort(byTotal);
     }
     nodes = prune(nodes, rawToView);
     var maxDepth = 0;
     for (j = 0; j < nodes.length; j++) if (nodes[j].depth > maxDepth) maxDepth = nodes[j].depth;
-    return { nodes: nodes, root: root, rawToView: rawToView, total: root.total,
-             maxDepth: maxDepth, weight: W };
+    var view = { nodes: nodes, root: root, rawToView: rawToView, total: root.total,
+                 maxDepth: maxDepth, weight: W };
+    if (bself) {
+      view.btotal = root.before;
+      sortByChange(view);
+    }
+    return view;
   }
 
   /* Drops what weighs nothing in its view (in a view of bytes, the stacks
-     that only took time; in one of time, those that only allocated): ids
-     are renumbered, and rawToView sends a dropped node to its nearest
-     kept ancestor. */
+     that only took time; in one of time, those that only allocated; in a
+     diff, in neither run): ids are renumbered, and rawToView sends a
+     dropped node to its nearest kept ancestor. */
   function prune (nodes, rawToView) {
     var to = new Int32Array(nodes.length), dead = new Uint8Array(nodes.length), kept = [];
     for (var j = 0; j < nodes.length; j++) {
       var n = nodes[j];
-      if (n.parent && (dead[n.parent.id] || n.total <= 0)) {
+      if (n.parent && (dead[n.parent.id] || (n.total <= 0 && !(n.before > 0)))) {
         dead[j] = 1;
         to[j] = to[n.parent.id];
       } else {
@@ -376,7 +405,8 @@
     if (kept.length === nodes.length) return nodes;
     for (j = 0; j < kept.length; j++) {
       var kids = kept[j].children;
-      while (kids.length && dead[kids[kids.length - 1].id]) kids.pop();  /* sorted: last */
+      if (diff) kids = kept[j].children = kids.filter(function (k) { return !dead[k.id]; });
+      else while (kids.length && dead[kids[kids.length - 1].id]) kids.pop();  /* sorted: last */
       if (kids.length === 0) kept[j].children = NONE;
     }
     for (j = 0; j < kept.length; j++) kept[j].id = j;
@@ -450,6 +480,7 @@
   }
 
   function renderHeader () {
+    if (diff) { renderDiffHeader(); return; }
     var program = data.program ? str(data.program) : 'Profile';
     $('program').textContent = program;
     $('program').title = program;
@@ -538,6 +569,10 @@
         self: V.root.self, hiddenTime: 0, samples: V.root.samples, hidden: 0,
         hiddenFile: null, hiddenFiles: 0, depth: 1, shown: 0
       };
+      if (diff) {
+        outside.before = V.root.bself;
+        outside.change = changeOf(outside);
+      }
     }
     return outside;
   }
@@ -557,16 +592,19 @@
     if (hasKids(v)) row.setAttribute('aria-expanded', String(state.expanded.has(v)));
     if (f && state.matchFrame && state.matchFrame[v.frame]) row.classList.add('match');
 
-    row.appendChild(el('span', 'c-total ' + heat(s), fmtWeight(v.total)));
-    var sh = el('span', 'c-share');
-    var bar = el('span', 'share-bar'), fill = el('span', heat(s));
-    fill.style.width = Math.max(s * 100, s > 0 ? 2 : 0).toFixed(1) + '%';
-    bar.appendChild(fill);
-    sh.appendChild(bar);
-    sh.appendChild(document.createTextNode(fmtPercent(s)));
-    row.appendChild(sh);
-    row.appendChild(el('span', 'c-self' + (v.self > 0 ? '' : ' zero'),
-                       v.self > 0 ? fmtWeight(v.self) : '–'));
+    if (diff) diffCells(row, v);
+    else {
+      row.appendChild(el('span', 'c-total ' + heat(s), fmtWeight(v.total)));
+      var sh = el('span', 'c-share');
+      var bar = el('span', 'share-bar'), fill = el('span', heat(s));
+      fill.style.width = Math.max(s * 100, s > 0 ? 2 : 0).toFixed(1) + '%';
+      bar.appendChild(fill);
+      sh.appendChild(bar);
+      sh.appendChild(document.createTextNode(fmtPercent(s)));
+      row.appendChild(sh);
+      row.appendChild(el('span', 'c-self' + (v.self > 0 ? '' : ' zero'),
+                         v.self > 0 ? fmtWeight(v.self) : '–'));
+    }
 
     var name = el('span', 'c-name');
     name.appendChild(el('span', 'toggle' + (hasKids(v) ? '' : ' leaf')));
@@ -597,6 +635,7 @@
     }
     name.title = (f ? f.name + (loc ? '  ' + loc : '')
                     : 'Samples with no frame to show: the host, outside Lua') +
+                 (diff ? '\nbefore ' + fmtWeight(v.before) + ', after ' + fmtWeight(v.total) : '') +
                  '\nself ' + fmtWeight(v.self) +
                  (v.hidden > 0 ? ', hidden frames ' + fmtWeight(v.hiddenTime) : '') +
                  ', ' + fmtCount(v.samples) + ' ' + V.weight.counted + ' here';
@@ -608,6 +647,10 @@
   /* How many children of v a fresh render shows. */
   function initialShown (v) {
     var n = 0, min = MIN_SHARE * V.total;
+    if (diff) {   /* sorted by change, the small ones last */
+      while (n < v.children.length && n < BATCH && !v.children[n].small) n++;
+      return Math.max(n, Math.min(v.children.length, 1));
+    }
     while (n < v.children.length && n < BATCH && v.children[n].total >= min) n++;
     return Math.max(n, Math.min(v.children.length, 1));
   }
@@ -620,9 +663,14 @@
     row.setAttribute('role', 'treeitem');
     row.tabIndex = -1;
     row.style.setProperty('--d', String(v.depth));
-    row.appendChild(el('span', 'c-total', fmtWeight(t)));
-    row.appendChild(el('span', 'c-share', fmtPercent(V.total > 0 ? t / V.total : 0)));
-    row.appendChild(el('span', 'c-self'));
+    if (diff) ['c-before', 'c-after', 'c-change', 'c-rel'].forEach(function (c) {
+      row.appendChild(el('span', c));
+    });
+    else {
+      row.appendChild(el('span', 'c-total', fmtWeight(t)));
+      row.appendChild(el('span', 'c-share', fmtPercent(V.total > 0 ? t / V.total : 0)));
+      row.appendChild(el('span', 'c-self'));
+    }
     var name = el('span', 'c-name');
     name.appendChild(el('span', 'toggle leaf'));
     name.appendChild(document.createTextNode(
@@ -958,9 +1006,9 @@
   }
 
   /* One block of the flame graph or timeline. */
-  function paintBlock (ctx, x, y, w, frameIndex, label, dim) {
+  function paintBlock (ctx, x, y, w, frameIndex, label, dim, fill) {
     ctx.globalAlpha = dim ? 0.28 : 1;
-    ctx.fillStyle = fillOf(frameIndex);
+    ctx.fillStyle = fill || fillOf(frameIndex);
     /* a gap between blocks wide enough to show one */
     ctx.fillRect(x, y, w >= 3 ? w - 1 : Math.max(w, 0.5), ROW_H - 1);
     if (w >= 24) {
@@ -997,6 +1045,7 @@
       tip.appendChild(r);
     }
     (extra || []).forEach(function (kv) { line(kv[0], kv[1]); });
+    if (diff) diffTip(v, view, line);
     line('total', fmt(v.total) + '  ' + fmtPercent(share(v, view)));
     line('self', fmt(v.self));
     line(view.weight.counted, fmtCount(v.samples));
@@ -1037,9 +1086,9 @@
     /* lay out what is wide enough to see */
     var todo = [zoom], xs = [0];
     while (todo.length) {
-      var v = todo.pop(), x = xs.pop();
-      for (var i = 0; i < v.children.length; i++) {
-        var c = v.children[i], w = c.total * scale;
+      var v = todo.pop(), x = xs.pop(), kids = flameKids(v);
+      for (var i = 0; i < kids.length; i++) {
+        var c = kids[i], w = c.total * scale;
         if (w < 0.4) break;  /* sorted: the rest are narrower */
         (rects[c.depth] || (rects[c.depth] = [])).push({ x: x, w: w, v: c });
         if (c.children.length) { todo.push(c); xs.push(x); }
@@ -1054,7 +1103,8 @@
       row.sort(function (a, b) { return a.x - b.x; });
       for (var k = 0; k < row.length; k++) {
         var r = row[k];
-        paintBlock(ctx, r.x, d * ROW_H, r.w, r.v.frame, labelOf(r.v), r.above || dimmed(r.v));
+        paintBlock(ctx, r.x, d * ROW_H, r.w, r.v.frame, labelOf(r.v), r.above || dimmed(r.v),
+                   diff ? changeFill(r.v.change) : null);
       }
     }
     if (V.total <= 0) {
@@ -1475,9 +1525,14 @@
 
   /* ------------------------------------------------------------------ views */
 
+  /* The tabs, in order: a diff has its functions where the timeline was. */
+  function viewOrder () {
+    return diff ? ['tree', 'flame', 'functions'] : ['tree', 'flame', 'timeline'];
+  }
+
   function setView (name) {
     state.view = name;
-    ['tree', 'flame', 'timeline'].forEach(function (v) {
+    ['tree', 'flame', 'timeline', 'functions'].forEach(function (v) {
       $('view-' + v).hidden = v !== name;
       $('tab-' + v).setAttribute('aria-selected', String(v === name));
       $('tab-' + v).tabIndex = v === name ? 0 : -1;
@@ -1491,6 +1546,7 @@
   function refresh () {
     if (state.view === 'tree') renderTree();
     else if (state.view === 'flame') drawFlame();
+    else if (state.view === 'functions') renderFunctions();
     else drawTimeline();
   }
 
@@ -1529,6 +1585,7 @@
     openHotPath();
     state.flameZoom = zoomPath ? findPath(zoomPath) : null;
     renderWeights();
+    if (diff) renderDiffHeader();   /* what is compared: bytes or time */
     if (state.query) runSearch($('search').value);
     else refresh();
   }
@@ -1599,7 +1656,7 @@
       tabs[i].addEventListener('click', function (e) { setView(e.currentTarget.dataset.view); });
     }
     document.querySelector('.tabs').addEventListener('keydown', function (e) {
-      var order = ['tree', 'flame', 'timeline'], k = order.indexOf(state.view);
+      var order = viewOrder(), k = order.indexOf(state.view);
       if (e.key === 'ArrowRight') k = (k + 1) % 3;
       else if (e.key === 'ArrowLeft') k = (k + 2) % 3;
       else return;
@@ -1647,7 +1704,7 @@
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       if (e.key === '/' && !typing) { search.focus(); search.select(); e.preventDefault(); }
       else if (!typing && (e.key === '1' || e.key === '2' || e.key === '3'))
-        setView(['tree', 'flame', 'timeline'][+e.key - 1]);
+        setView(viewOrder()[+e.key - 1]);
       else if (e.key === 'Escape' && !typing) {
         if (state.view === 'flame' && state.flameZoom) zoomFlame(state.flameZoom.parent);
         else if (state.view === 'timeline' && state.span) zoomTimeline(null);
@@ -1671,6 +1728,426 @@
     }
   }
 
+  /* -------------------------------------------------------------- diff mode */
+
+  /*
+  ** sprof-lua --diff puts two sessions in the page (data.before and
+  ** data.after). One trie holds the stacks of both, by function: the same
+  ** kind, name and file (and line, for anonymous functions and markers),
+  ** as report/diff.c matches them, so code edited between the runs still
+  ** lines up. Each view node has the after run's weights (total, self) and
+  ** the before run's (before, bself), and its change: after share - before
+  ** share, in points of each run ("share", the default), or after - before
+  ** ("absolute"). Relative: after / before - 1 of the same numbers.
+  */
+  var diff = null;   /* {mode, beforeFile, afterFile, before, after} */
+
+  /* how the tree and the functions table sort: key, and 1 largest first */
+  state.sort = { key: 'change', dir: 1 };
+  state.fsort = { key: 'change', dir: 1 };
+  state.fshown = 500;   /* functions listed, until "show all" */
+
+  function diffKey (f) {
+    var key = f.kind + '\u0000' + f.name + '\u0000' + f.file, c = f.name.charAt(0);
+    return c === '(' || c === '[' ? key + '\u0000' + f.line : key;
+  }
+
+  function loadDiff (raw) {
+    var frames = [], index = new Map();
+    function intern (session) {
+      return (session.frames || []).map(function (g) {
+        var f = frameFrom(g), key = diffKey(f), k = index.get(key);
+        if (k === undefined) { k = frames.length; index.set(key, k); frames.push(f); }
+        return k;
+      });
+    }
+    var ofAfter = intern(raw.after), ofBefore = intern(raw.before);
+    var sa = raw.after.stacks || [], sb = raw.before.stacks || [];
+    var P = new Trie(frames, (sa.length + sb.length) * 4 + 16);
+    function leaves (stacks, of) {
+      var out = new Int32Array(stacks.length);
+      for (var i = 0; i < stacks.length; i++) {
+        var path = stacks[i].frames || [], cur = 0;
+        for (var k = 0; k < path.length; k++) {
+          var f = path[k];
+          if (f >= 0 && f < of.length) cur = P.child(cur, of[f]);
+        }
+        out[i] = cur;
+      }
+      return out;
+    }
+    P.stackLeaf = leaves(sa, ofAfter);
+    var beforeLeaf = leaves(sb, ofBefore);
+    P.memory = +raw.after.memory_rate > 0 && +raw.before.memory_rate > 0;
+    P.weights = {};
+    (P.memory ? ['alloc', 'live', 'time'] : ['time']).forEach(function (name) {
+      var W = weigh(P, sa, WEIGHTS[name]), B = weigh(P, sb, WEIGHTS[name], beforeLeaf);
+      W.bself = B.self;
+      W.btotal = B.total;
+      P.weights[name] = W;
+    });
+    return P;
+  }
+
+  /* A weight of one run in the diff's unit: a share of that run, or itself. */
+  function dval (x, after, view) {
+    view = view || V;
+    if (diff.mode === 'absolute') return x;
+    var total = after ? view.total : view.btotal;
+    return total > 0 ? x / total : 0;
+  }
+
+  function changeOf (v, view) {
+    return dval(v.total, true, view) - dval(v.before, false, view);
+  }
+
+  /* after / before - 1; Infinity: new in the after run. */
+  function relOf (before, after, view) {
+    var b = dval(before, false, view), a = dval(after, true, view);
+    return b > 0 ? a / b - 1 : a > 0 ? Infinity : 0;
+  }
+
+  /* A change worth a colour: half a point of the run (or the same part of
+     the larger run); less is within what two runs of the same code differ
+     by with a thousand samples. */
+  function trend (c, view) {
+    view = view || V;
+    var least = diff.mode === 'absolute' ? 0.005 * Math.max(view.total, view.btotal) : 0.005;
+    return c >= least && c > 0 ? 'up' : c <= -least && c < 0 ? 'down' : 'same';
+  }
+
+  function fmtDiffValue (x) {
+    return diff.mode === 'absolute' ? fmtWeight(x) : fmtPercent(x);
+  }
+
+  function fmtChange (c) {
+    if (diff.mode !== 'absolute') {
+      var pt = c * 100;
+      return Math.abs(pt) < 0.05 ? '0.0 pt' : (pt > 0 ? '+' : '-') + Math.abs(pt).toFixed(1) + ' pt';
+    }
+    var least = V.weight.name === 'time' ? 5e5 : 0.5;
+    return Math.abs(c) < least ? '0' : (c > 0 ? '+' : '-') + fmtWeight(Math.abs(c));
+  }
+
+  function fmtRelative (r) {
+    if (r === Infinity) return 'new';
+    if (Math.abs(r) < 0.005) return '0%';
+    return (r > 0 ? '+' : '-') + Math.abs(r * 100).toFixed(0) + '%';
+  }
+
+  /* What the tree sorts by: sortValue(node, key), largest first. */
+  function sortValue (v, key, view) {
+    if (key === 'before') return dval(v.before, false, view);
+    if (key === 'after') return dval(v.total, true, view);
+    if (key === 'relative') return relOf(v.before, v.total, view);
+    return v.change;
+  }
+
+  /* Each node's change, and the children sorted by state.sort; those
+     under MIN_SHARE of both runs last, where they wait behind "more". */
+  function sortByChange (view) {
+    var key = state.sort.key, dir = state.sort.dir, nodes = view.nodes, j;
+    var min = MIN_SHARE * view.total, bmin = MIN_SHARE * view.btotal;
+    for (j = 0; j < nodes.length; j++) {
+      var n = nodes[j];
+      n.change = changeOf(n, view);
+      n.sortValue = sortValue(n, key, view);
+      n.small = n.total < min && n.before < bmin;
+    }
+    function order (a, b) {
+      if (a.small !== b.small) return a.small ? 1 : -1;
+      if (a.sortValue !== b.sortValue) return (a.sortValue < b.sortValue ? 1 : -1) * dir;
+      return b.total - a.total || b.before - a.before || a.frame - b.frame;
+    }
+    for (j = 0; j < nodes.length; j++)
+      if (nodes[j].children.length > 1) nodes[j].children.sort(order);
+  }
+
+  /* The flame graph lays out the after run: children widest first. */
+  function flameKids (v) {
+    if (!diff) return v.children;
+    if (!v.flameKids) v.flameKids = v.children.slice().sort(byTotal);
+    return v.flameKids;
+  }
+
+  /*
+  ** A block's fill in a diff: red where it got slower, blue where faster,
+  ** grey where the change is under half a point; the colour is full
+  ** at 10 points of the run (absolute: a tenth of the larger run).
+  */
+  function changeFill (c) {
+    var d = palette.dark, t = trend(c);
+    if (t === 'same') return d ? 'hsl(220 6% 34%)' : 'hsl(220 8% 82%)';
+    var full = diff.mode === 'absolute' ? 0.1 * Math.max(V.total, V.btotal) : 0.1;
+    var k = 0.3 + 0.7 * Math.sqrt(Math.min(1, Math.abs(c) / full));
+    var hue = t === 'up' ? 4 : 212, sat = 45 + 40 * k;
+    var light = d ? 24 + 20 * k : 86 - 30 * k;
+    return 'hsl(' + hue + ' ' + sat.toFixed(0) + '% ' + light.toFixed(0) + '%)';
+  }
+
+  function diffCells (row, v) {
+    /* the bar is full at 20 points of the run (absolute: a fifth of it) */
+    var t = trend(v.change), full = 0.2 * (diff.mode === 'absolute' ? Math.max(V.total, V.btotal) : 1);
+    row.appendChild(el('span', 'c-before', fmtDiffValue(dval(v.before, false))));
+    row.appendChild(el('span', 'c-after', fmtDiffValue(dval(v.total, true))));
+    var ch = el('span', 'c-change ' + t);
+    var bar = el('span', 'change-bar'), fill = el('span', t);
+    var w = full > 0 ? Math.min(100, Math.abs(v.change) / full * 100) : 0;
+    fill.style.width = (t === 'same' ? 0 : Math.max(w, 2)).toFixed(1) + '%';
+    bar.appendChild(fill);
+    ch.appendChild(bar);
+    ch.appendChild(el('span', 'num', fmtChange(v.change)));
+    row.appendChild(ch);
+    row.appendChild(el('span', 'c-rel ' + t, fmtRelative(relOf(v.before, v.total))));
+  }
+
+  function diffTip (v, view, line) {
+    var fmt = view.weight.fmt;
+    line('before', fmt(v.before) + '  ' + fmtPercent(view.btotal > 0 ? v.before / view.btotal : 0));
+    line('after', fmt(v.total) + '  ' + fmtPercent(share(v, view)));
+    line('change', fmtChange(v.change) + '  (' + fmtRelative(relOf(v.before, v.total, view)) + ')');
+  }
+
+  function renderDiffHeader () {
+    var b = diff.before, a = diff.after;
+    var title = diff.beforeFile + ' → ' + diff.afterFile;
+    $('program').textContent = title;
+    $('program').title = title;
+    document.title = 'diff ' + title + ' — sprof';
+    var program = a.program || b.program;
+    $('recorded').textContent = (program ? str(program) + ' · ' : '') + 'before ' +
+      (fmtDate(+b.start_time) || '?') + ', after ' + (fmtDate(+a.start_time) || '?');
+    var facts = $('facts');
+    clear(facts);
+    [['Before', b, diff.beforeFile], ['After', a, diff.afterFile]].forEach(function (r) {
+      var s = r[1], samples = +s.samples || 0;
+      facts.appendChild(fact(r[0], fmtSeconds(+s.duration_ns || 0), fmtCount(samples) + ' samples',
+                             r[2] + (s.program ? ' (' + str(s.program) + ')' : '') +
+                             ', recorded ' + (fmtDate(+s.start_time) || '?')));
+    });
+    var what = V.weight.name === 'time' ? 'time' : 'bytes';
+    facts.appendChild(fact('Compared', diff.mode === 'absolute' ? (what === 'time' ? 'seconds' : 'bytes')
+                                                                 : 'shares of each run', null,
+      diff.mode === 'absolute'
+        ? 'Change: after - before; relative: after / before - 1 (of the ' + what + ')'
+        : 'Change: after share - before share, in points of each run; relative: ' +
+          'after share / before share - 1. sprof-lua --diff-absolute compares ' +
+          (what === 'time' ? 'seconds' : 'bytes') + '.'));
+  }
+
+  /* The tree's column heads sort it: again for the other way round. */
+  function renderDiffHead () {
+    var head = document.querySelector('#view-tree .tree-head');
+    clear(head);
+    head.removeAttribute('aria-hidden');
+    [['before', 'Before'], ['after', 'After'], ['change', 'Change'], ['relative', 'Relative']]
+      .forEach(function (c) {
+        var on = state.sort.key === c[0];
+        var b = el('button', 'sort c-' + c[0] + (on ? ' on' : ''), c[1] + (on ? (state.sort.dir > 0 ? ' ▼' : ' ▲') : ''));
+        b.type = 'button';
+        b.title = 'Sort the tree by ' + c[1].toLowerCase() + (on ? ' (click again: the other way round)' : '');
+        b.sprofSort = c[0];
+        b.setAttribute('aria-pressed', String(on));
+        head.appendChild(b);
+      });
+    var name = el('span', 'c-name', 'Function ');
+    name.appendChild(el('span', 'hint', diff.mode === 'absolute'
+      ? 'change: after - before' : 'change: points of each run'));
+    head.appendChild(name);
+  }
+
+  function setSort (key) {
+    state.sort = { key: key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+    sortByChange(V);
+    renderDiffHead();
+    refresh();
+  }
+
+  /* Each function once: its total (a recursive call counted once), its
+     own weight, in both runs; cached on the view. */
+  function diffFunctions () {
+    if (V.functions) return V.functions;
+    var by = new Map(), depth = new Int32Array(frames.length);
+    function visit (v) {
+      var f = null;
+      if (v.frame >= 0) {
+        f = by.get(v.frame);
+        if (!f) {
+          f = { frame: v.frame, before: 0, after: 0, bself: 0, aself: 0, heaviest: v };
+          by.set(v.frame, f);
+        }
+        if (depth[v.frame]++ === 0) { f.before += v.before; f.after += v.total; }
+        f.bself += v.bself;
+        f.aself += v.self;
+        if (Math.abs(v.change) > Math.abs(f.heaviest.change)) f.heaviest = v;
+      }
+      for (var i = 0; i < v.children.length; i++) visit(v.children[i]);
+      if (f) depth[v.frame]--;
+    }
+    visit(V.root);
+    V.functions = Array.from(by.values());
+    V.functions.forEach(function (f) {
+      f.change = dval(f.after, true) - dval(f.before, false);
+      f.selfChange = dval(f.aself, true) - dval(f.bself, false);
+      f.relative = relOf(f.before, f.after);
+    });
+    return V.functions;
+  }
+
+  var FCOLUMNS = [
+    ['name', 'Function'], ['before', 'Before'], ['after', 'After'], ['change', 'Change'],
+    ['relative', 'Relative'], ['bself', 'Self before'], ['aself', 'Self after'],
+    ['selfChange', 'Self change']
+  ];
+
+  function fvalue (f, key) {
+    if (key === 'name') return frames[f.frame].name.toLowerCase();
+    if (key === 'before' || key === 'bself') return dval(f[key], false);
+    if (key === 'after' || key === 'aself') return dval(f[key], true);
+    return f[key];
+  }
+
+  /* The functions over MIN_SHARE of either run, sorted by state.fsort. */
+  function sortedFunctions () {
+    var key = state.fsort.key, dir = state.fsort.dir;
+    var list = diffFunctions().filter(function (f) {
+      return dval(f.before, false) >= MIN_SHARE * dval(V.btotal, false) ||
+             dval(f.after, true) >= MIN_SHARE * dval(V.total, true);
+    });
+    list.forEach(function (f) { f.sortValue = fvalue(f, key); });
+    list.sort(function (a, b) {
+      if (a.sortValue !== b.sortValue)
+        return (a.sortValue < b.sortValue ? 1 : -1) * (key === 'name' ? -dir : dir);
+      return b.after - a.after || a.frame - b.frame;
+    });
+    return list;
+  }
+
+  function renderFunctions () {
+    var table = $('functions'), list = sortedFunctions();
+    clear(table);
+    var head = el('thead'), tr = el('tr');
+    FCOLUMNS.forEach(function (c) {
+      var on = state.fsort.key === c[0], th = el('th', c[0] === 'name' ? 'fn-col' : null);
+      /* names sort A to Z first, numbers largest first */
+      var down = (state.fsort.dir > 0) !== (c[0] === 'name');
+      th.setAttribute('aria-sort', on ? (down ? 'descending' : 'ascending') : 'none');
+      var b = el('button', 'sort' + (on ? ' on' : ''), c[1] + (on ? (state.fsort.dir > 0 ? ' ▼' : ' ▲') : ''));
+      b.type = 'button';
+      b.sprofSort = c[0];
+      th.appendChild(b);
+      tr.appendChild(th);
+    });
+    head.appendChild(tr);
+    table.appendChild(head);
+    var body = el('tbody');
+    for (var i = 0; i < list.length && i < state.fshown; i++) body.appendChild(functionRow(list[i]));
+    if (list.length > state.fshown) {
+      var more = el('tr', 'more'), td = el('td', null);
+      td.colSpan = FCOLUMNS.length;
+      var b = el('button', 'show-all', 'Show all ' + fmtCount(list.length) + ' functions');
+      b.type = 'button';
+      b.sprofShowAll = true;
+      td.appendChild(b);
+      more.appendChild(td);
+      body.appendChild(more);
+    }
+    if (list.length === 0) {
+      var none = el('tr'), cell = el('td', 'empty', 'No function has samples in either run.');
+      cell.colSpan = FCOLUMNS.length;
+      none.appendChild(cell);
+      body.appendChild(none);
+    }
+    table.appendChild(body);
+  }
+
+  function functionRow (fn) {
+    var f = frames[fn.frame], row = el('tr', kindClass(f));
+    if (state.matchFrame && state.matchFrame[fn.frame]) row.classList.add('match');
+    var name = el('td', 'fn-col'), n = el('span', 'fn');
+    putMatched(n, f.name);
+    name.appendChild(n);
+    var loc = where(f);
+    if (loc) {
+      var w = el('span', 'where');
+      putMatched(w, loc);
+      name.appendChild(w);
+    }
+    name.title = 'Show it in the call tree, where it changed most';
+    row.appendChild(name);
+    row.appendChild(el('td', null, fmtDiffValue(dval(fn.before, false))));
+    row.appendChild(el('td', null, fmtDiffValue(dval(fn.after, true))));
+    row.appendChild(el('td', 'chg ' + trend(fn.change), fmtChange(fn.change)));
+    row.appendChild(el('td', 'chg ' + trend(fn.change), fmtRelative(fn.relative)));
+    row.appendChild(el('td', 'self', fmtDiffValue(dval(fn.bself, false))));
+    row.appendChild(el('td', 'self', fmtDiffValue(dval(fn.aself, true))));
+    row.appendChild(el('td', 'chg ' + trend(fn.selfChange), fmtChange(fn.selfChange)));
+    row.sprofFunction = fn;
+    return row;
+  }
+
+  /* A click on a function: the tree, open at its node that changed most. */
+  function showInTree (fn) {
+    var v = fn.heaviest;
+    setView('tree');
+    reveal(v);
+    renderTree();
+    var old = $('tree').querySelector('.row.current');
+    if (old) old.classList.remove('current');
+    var row = rowOf.get(v);
+    if (row) {
+      row.classList.add('current');
+      focusRow(row);
+    }
+  }
+
+  function onFunctionsClick (e) {
+    var t = e.target;
+    if (t.sprofShowAll) {
+      state.fshown = Infinity;
+      renderFunctions();
+      return;
+    }
+    var b = t.closest ? t.closest('button') : null;
+    if (b && b.sprofSort) {
+      var key = b.sprofSort;
+      state.fsort = { key: key, dir: state.fsort.key === key ? -state.fsort.dir : 1 };
+      renderFunctions();
+      return;
+    }
+    var row = t.closest ? t.closest('tr') : null;
+    if (row && row.sprofFunction) showInTree(row.sprofFunction);
+  }
+
+  function renderDiffLegend () {
+    var legend = $('legend');
+    clear(legend);
+    legend.classList.add('diff-legend');
+    [['up', 'slower (a larger share)'], ['same', 'unchanged (within 0.5 pt)'], ['down', 'faster (a smaller share)']]
+      .forEach(function (k) {
+        legend.appendChild(el('span', 'key k-' + k[0], diff.mode === 'absolute'
+          ? k[1].replace(/ \(.*\)/, '') : k[1]));
+      });
+    legend.appendChild(el('span', 'legend-note',
+      'Flame graph: widths are the after run, colours the change (full at ' +
+      (diff.mode === 'absolute' ? 'a tenth of the run' : '10 points') +
+      '); code only in the before run shows in the tree and the functions'));
+  }
+
+  function setupDiff () {
+    var root = document.documentElement;
+    root.dataset.diff = diff.mode;
+    $('tab-timeline').hidden = true;
+    $('tab-functions').hidden = false;
+    renderDiffHead();
+    renderDiffLegend();
+    document.querySelector('#view-tree .tree-head').addEventListener('click', function (e) {
+      var b = e.target.closest ? e.target.closest('button') : null;
+      if (b && b.sprofSort) setSort(b.sprofSort);
+    });
+    $('functions').addEventListener('click', onFunctionsClick);
+  }
+
   /* ------------------------------------------------------------------- main */
 
   function fail (message) {
@@ -1686,11 +2163,18 @@
       fail('This report holds no readable profile data (' + err.message + ').');
       return;
     }
-    if (!data || data.format !== 'sprof-session') {
+    if (data && data.format === 'sprof-diff' && data.before && data.after) {
+      diff = { mode: data.mode === 'absolute' ? 'absolute' : 'share',
+               beforeFile: str(data.before_file), afterFile: str(data.after_file),
+               before: data.before, after: data.after };
+      P = loadDiff(data);
+      data = data.after;   /* what the page says of one run is of this one */
+    } else if (!data || data.format !== 'sprof-session') {
       fail('This report holds no sprof session.');
       return;
+    } else {
+      P = loadProfile(data);
     }
-    P = loadProfile(data);
     frames = P.frames;
     state.showLibrary = options.showAll;
     $('show-library').checked = state.showLibrary;
@@ -1704,6 +2188,7 @@
     timelineNote();
     openHotPath();
     wire();
+    if (diff) setupDiff();
     setView('tree');
     document.documentElement.dataset.ready = 'true';
     if (window.performance && performance.mark) performance.mark('sprof-ready');
