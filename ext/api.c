@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "../report/report.h"
+#include "control.h"
 #include "profiler.h"
 
 
@@ -70,6 +71,7 @@ Profiler *profiler_new (double interval, const char *clock, int native,
 
 void profiler_free (Profiler *P) {
   if (P == NULL) return;
+  if (P->controlled) control_remove(P);  /* even from another thread */
   if (P->running) profiler_stop_from(P, NULL, 0);  /* maybe a finalizer:
                                                       no Lua of ours runs */
   capture_free_cnames(P);
@@ -146,7 +148,8 @@ const char *profiler_start (Profiler *P, lua_State *L) {
     return fail(P, "sprof: out of memory");
   }
   P->running = 1;
-  err = profile_timer_start(P);
+  /* paused (control.c): set up now, in this thread; sampled from resume */
+  err = atomic_load(&P->paused) ? 0 : profile_timer_start(P);
   if (err != 0) {
     P->running = 0;
     memory_stop(P, NULL);
@@ -172,6 +175,14 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   if (profile_gettid() != P->tid)
     return fail(P, "sprof: stop() must be called from the thread that "
                    "called start()");
+  if (P->controlled) control_remove(P);  /* takes what it sampled, pauses */
+  if (atomic_load(&P->paused)) {  /* set up only: no timer, no last sample */
+    profile_unregister(P);
+    threads_stop(P);
+    P->running = 0;
+    atomic_store(&P->paused, 0);  /* a later start() samples */
+    return NULL;
+  }
   atomic_store(&P->in_hook, 1);  /* a last tick must not sample us */
   profile_timer_stop(P);
   profile_unregister(P);
@@ -295,4 +306,108 @@ const char *profiler_load (Profiler *P, const char *path) {
   if (!report_load_json_file(&P->session, path, why, sizeof why))
     return fail(P, "sprof: cannot load '%s': %s", path, why);
   return NULL;
+}
+
+
+/* ----------------------------------------------- control.c: periods */
+
+/* The profiled thread's clock, read from any thread. */
+static uint64_t thread_clock (const Profiler *P) {
+  return P->clock == CLOCK_KIND_CPU ? profile_thread_cpu_ns(P)
+                                    : capture_now(CLOCK_KIND_WALL);
+}
+
+
+/*
+** Closes the period so far (the hook held off): the time since the last
+** sample goes where that sample was, the ticks that found no Lua code
+** running to the root ("outside Lua"), so the weights add up to the
+** period; its duration and CPU time are added, and the next period
+** starts now.
+*/
+static void close_period (Profiler *P) {
+  Session *S = &P->session;
+  uint64_t now = thread_clock(P), wall = capture_now(CLOCK_KIND_WALL);
+  uint64_t cpu = profile_thread_cpu_ns(P);
+  uint64_t weight = now > P->last_ns ? now - P->last_ns : 0;
+  uint64_t idle = atomic_exchange(&P->idle_ns, 0)
+                  + atomic_exchange(&P->suspended_ns, 0);
+  if (idle > weight) idle = weight;
+  session_add_weight(S, 0, idle);
+  session_add_weight(S, P->last_node, weight - idle);
+  P->last_ns = now;
+  S->duration_ns += wall - P->run_wall_ns;
+  S->cpu_ns += cpu > P->run_cpu_ns ? cpu - P->run_cpu_ns : 0;
+  P->run_wall_ns = wall;
+  P->run_cpu_ns = cpu;
+}
+
+
+/*
+** Starts sampling a profiler set up paused (profiler_start with 'paused'
+** set), from any thread. Returns 0 or an errno value.
+*/
+int profiler_resume (Profiler *P) {
+  int err;
+  if (!P->running || !atomic_load(&P->paused)) return 0;
+  profiler_hold(P);
+  atomic_store(&P->pending, 0);
+  atomic_store(&P->idle_ns, 0);
+  atomic_store(&P->suspended_ns, 0);
+  if (P->ring)  /* captures of before the pause are no one's time */
+    atomic_store(&P->ring->tail, atomic_load(&P->ring->head));
+  P->run_wall_ns = capture_now(CLOCK_KIND_WALL);
+  P->run_cpu_ns = profile_thread_cpu_ns(P);
+  P->last_ns = thread_clock(P);
+  if (P->session.samples == 0 && P->session.weight_ns == 0) {
+    P->session.start_time = unix_time();
+    P->first_wall_ns = P->run_wall_ns;
+  }
+  atomic_store(&P->paused, 0);
+  profiler_release(P);
+  err = profile_timer_start(P);
+  if (err != 0) atomic_store(&P->paused, 1);
+  return err;
+}
+
+
+/* Stops sampling, from any thread; the period so far is closed. */
+void profiler_pause (Profiler *P) {
+  if (!P->running || atomic_load(&P->paused)) return;
+  profile_timer_stop(P);
+  atomic_store(&P->paused, 1);  /* a tick still on its way does nothing */
+  profiler_hold(P);
+  atomic_store(&P->pending, 0);
+  close_period(P);
+  profiler_release(P);
+}
+
+
+/*
+** Adds what was recorded since the last snapshot to 'out' (session_merge)
+** and clears it, from any thread. A running profiler's period is closed
+** first and the next one starts. The hook is held off for the naming of
+** new frames (cached: each is named once) and the copy; rendering and
+** writing are the caller's, on 'out'. 0 if memory ran out.
+*/
+int profiler_snapshot (Profiler *P, Session *out) {
+  Session *S = &P->session;
+  int path[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8], n, ok;
+  uint64_t overhead;
+  profiler_hold(P);
+  if (P->running && !atomic_load(&P->paused)) close_period(P);
+  session_name_from_source(S);
+  native_name_frames(P->names, S);
+  overhead = P->handler_ns + P->hook_ns;
+  S->overhead_ns = overhead - P->reported_overhead_ns;
+  P->reported_overhead_ns = overhead;
+  ok = S->weight_ns == 0 && S->samples == 0 ? 1 : session_merge(out, S);
+  /* the next period starts where this one ended: on the same stack */
+  n = session_path(S, P->last_node, path, (int)(sizeof path / sizeof *path));
+  session_clear_tree(S);
+  P->last_node = session_add_stack(S, path, n, 0, 0);
+  S->start_time = unix_time();
+  P->first_wall_ns = capture_now(CLOCK_KIND_WALL);
+  profiler_release(P);
+  return ok;
 }

@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "control.h"
 #include "profiler.h"
 #include "sprof.h"
 
@@ -25,6 +26,17 @@ static Profiler *check_profiler (lua_State *L) {
   Profiler **box = luaL_checkudata(L, 1, PROFILER_MT);
   if (*box == NULL) luaL_error(L, "sprof: profiler already freed");
   return *box;
+}
+
+
+/* A profiler whose session this thread may read or change: not one
+** handed to the controller, whose thread takes and clears it. */
+static Profiler *check_own (lua_State *L) {
+  Profiler *P = check_profiler(L);
+  if (P->controlled)
+    luaL_error(L, "sprof: this profiler is handed to control{}: its reports "
+                  "are the controller's; call stop() first");
+  return P;
 }
 
 
@@ -113,8 +125,58 @@ static int l_stop (lua_State *L) {
 }
 
 
+/*
+** p:control{ signal = "USR2", period = 10, keep = 60, output = "p-%n.pb.gz",
+**            format = "pprof", service = "api" }
+** hands the profiler to the process's controller (control.c) instead of
+** start(): set up now, sampled on the signal or all the time, its reports
+** written by the controller. Values as the SPROF_* variables (strings or
+** numbers); signal or period is needed. stop() takes it back.
+*/
+static int l_control (lua_State *L) {
+  static const char *const known[] = {"signal", "period", "keep", "output",
+                                      "format", "service", NULL};
+  Profiler *P = check_profiler(L);
+  const char *v[6], *error;
+  ControlSettings c;
+  char why[400];
+  int i;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  check_keys(L, 2, known);
+  for (i = 0; known[i]; i++) {
+    v[i] = NULL;
+    if (lua_getfield(L, 2, known[i]) != LUA_TNIL)
+      v[i] = luaL_tolstring(L, -1, NULL);  /* kept on the stack */
+  }
+  if (v[0] == NULL && v[1] == NULL)
+    return luaL_error(L, "sprof: control{} needs a signal or a period");
+  if (P->running)
+    return luaL_error(L, "sprof: control() on a running profiler; call "
+                         "stop() first");
+  if (P->memory.rate > 0)
+    return luaL_error(L, "sprof: memory profiling does not work with a "
+                         "signal or a period; use memory = false");
+  if (control_parse(&c, v[0], v[1], v[2], v[3], v[4], v[5], why, sizeof why)
+      || control_configure(&c, why, sizeof why))
+    return luaL_error(L, "%s", why);
+  atomic_store(&P->paused, 1);
+  if ((error = profiler_start(P, L)) != NULL) {
+    atomic_store(&P->paused, 0);
+    return luaL_error(L, "%s", error);
+  }
+  if (control_add(P, why, sizeof why) != 0) {
+    profiler_stop_from(P, NULL, 0);
+    return luaL_error(L, "%s", why);
+  }
+  lua_pushthread(L);            /* keep the sampled thread alive */
+  lua_setiuservalue(L, 1, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+
 static int l_reset (lua_State *L) {
-  profiler_reset(check_profiler(L));
+  profiler_reset(check_own(L));
   lua_settop(L, 1);
   return 1;
 }
@@ -174,7 +236,7 @@ static int push_render (lua_State *L, Profiler *P, const char *format,
 
 
 static int l_output (lua_State *L) {
-  Profiler *P = check_profiler(L);
+  Profiler *P = check_own(L);
   const char *format = luaL_optstring(L, 2, "text");
   RenderOptions o = render_options(L, 3, 0);
   return push_render(L, P, format, &o);
@@ -182,14 +244,14 @@ static int l_output (lua_State *L) {
 
 
 static int l_output_text (lua_State *L) {
-  Profiler *P = check_profiler(L);
+  Profiler *P = check_own(L);
   RenderOptions o = render_options(L, 2, 0);
   return push_render(L, P, "text", &o);
 }
 
 
 static int l_output_html (lua_State *L) {
-  Profiler *P = check_profiler(L);
+  Profiler *P = check_own(L);
   RenderOptions o = render_options(L, 2, 0);
   return push_render(L, P, "html", &o);
 }
@@ -203,7 +265,7 @@ static int stdout_wants_color (void) {
 
 
 static int l_print (lua_State *L) {
-  Profiler *P = check_profiler(L);
+  Profiler *P = check_own(L);
   RenderOptions o = render_options(L, 2, stdout_wants_color());
   size_t len;
   const char *text;
@@ -217,7 +279,7 @@ static int l_print (lua_State *L) {
 
 
 static int l_write (lua_State *L) {
-  Profiler *P = check_profiler(L);
+  Profiler *P = check_own(L);
   const char *path = luaL_checkstring(L, 2);
   const char *format = luaL_optstring(L, 3, NULL);  /* NULL: from path */
   RenderOptions o = render_options(L, 4, 0);
@@ -252,7 +314,7 @@ static void push_memory_info (lua_State *L, const Session *S) {
 
 
 static int l_info (lua_State *L) {
-  Profiler *P = check_profiler(L);
+  Profiler *P = check_own(L);
   const Session *S = &P->session;
   lua_createtable(L, 0, 8);
   lua_pushnumber(L, S->duration_ns / 1e9);
@@ -285,7 +347,7 @@ static int l_info (lua_State *L) {
 
 
 static int l_load (lua_State *L) {
-  Profiler *P = check_profiler(L);
+  Profiler *P = check_own(L);
   const char *error = profiler_load(P, luaL_checkstring(L, 2));
   if (error) return luaL_error(L, "%s", error);
   lua_settop(L, 1);
@@ -295,7 +357,7 @@ static int l_load (lua_State *L) {
 
 /* p:set_program(name): what the report's header calls the program. */
 static int l_set_program (lua_State *L) {
-  profiler_set_program(check_profiler(L), luaL_checkstring(L, 2));
+  profiler_set_program(check_own(L), luaL_checkstring(L, 2));
   lua_settop(L, 1);
   return 1;
 }
@@ -348,6 +410,7 @@ static int l_profile (lua_State *L) {
 static const luaL_Reg profiler_methods[] = {
   {"start", l_start},
   {"stop", l_stop},
+  {"control", l_control},
   {"reset", l_reset},
   {"running", l_running},
   {"print", l_print},

@@ -7,8 +7,12 @@
 ** liblua5.4.so dynamically are reached this way (lighttpd's mod_magnet);
 ** lua5.4 links Lua statically, so it takes sprof.auto through LUA_INIT.
 ** SPROF_MEMORY=1 (or SPROF_MEMORY_RATE=BYTES) profiles memory too.
-** Without SPROF_OUTPUT these functions only pass the calls on, so a host
-** that links libsprof for the C API is not affected.
+** With SPROF_SIGNAL and/or SPROF_PERIOD, the states are handed to the
+** controller (control.c) instead: set up here, in their thread, sampled
+** on a signal or all the time, and written together as one report per
+** signal pair or period. Without SPROF_OUTPUT, SPROF_SIGNAL and
+** SPROF_PERIOD these functions only pass the calls on, so a host that
+** links libsprof for the C API is not affected.
 */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -20,6 +24,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "control.h"
 #include "profiler.h"
 #include "sprof.h"
 
@@ -29,6 +34,7 @@ typedef struct AutoProfile {
   lua_State *L;
   sprof_profiler *P;
   int index;              /* 1 for the first state, 2 for the next... */
+  int controlled;         /* its reports are the controller's */
 } AutoProfile;
 
 /* Sadly static: the interposed functions get nothing else to find their
@@ -37,6 +43,9 @@ static AutoProfile autos[MAX_AUTO];
 static int nautos, nmade;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int inside;  /* our own scratch states are not profiled */
+/* SPROF_SIGNAL / SPROF_PERIOD, read at the first state: */
+enum { CONTROL_UNKNOWN = -2, CONTROL_BAD = -1, CONTROL_OFF, CONTROL_ON };
+static int control_mode = CONTROL_UNKNOWN;
 
 
 static const char *format_of (const char *path) {
@@ -59,6 +68,12 @@ static void finish (AutoProfile *a) {
   const char *out = getenv("SPROF_OUTPUT");
   char path[4096];
   atomic_store(&naming_tid, profile_gettid());  /* our work, not the host's */
+  if (a->controlled) {  /* what it sampled goes into the next report */
+    sprof_free(a->P);
+    a->P = NULL;
+    atomic_store(&naming_tid, 0);
+    return;
+  }
   if (profiler_running(a->P)) sprof_stop(a->P);
   output_path(path, sizeof path, out, a->index);
   if (sprof_write(a->P, path, format_of(out)) != 0)
@@ -105,16 +120,69 @@ static void memory_options (sprof_options *o) {
 }
 
 
+/* Whether the states go to the controller; read and set up once (under
+** 'lock'). Bad settings are told in one line, and nothing is profiled. */
+static int control_wanted (void) {
+  ControlSettings settings;
+  char why[400];
+  if (control_mode != CONTROL_UNKNOWN) return control_mode;
+  control_mode = control_from_env(&settings, why, sizeof why);
+  if (control_mode == CONTROL_ON
+      && control_configure(&settings, why, sizeof why) != 0)
+    control_mode = CONTROL_BAD;
+  if (control_mode == CONTROL_BAD)
+    fprintf(stderr, "%s; the program runs unprofiled\n", why);
+  if (control_mode == CONTROL_ON && (getenv("SPROF_MEMORY")
+                                     || getenv("SPROF_MEMORY_RATE")))
+    fprintf(stderr, "sprof: SPROF_MEMORY does not work with SPROF_SIGNAL or "
+                    "SPROF_PERIOD; only time is profiled\n");
+  return control_mode;
+}
+
+
+/* Starts profiling L: to its own report at close, or, controlled, set up
+** paused and handed to the controller. 'lock' is held. */
+static const char *start_state (lua_State *L, sprof_profiler *P, int control,
+                                char *why, size_t whylen) {
+  int failed;
+  if (nautos == MAX_AUTO) return "sprof: too many Lua states to profile";
+  if (control) atomic_store(&P->paused, 1);
+  inside = 1;  /* memory profiling's probe makes a scratch state */
+  failed = sprof_start(P) != 0;
+  inside = 0;
+  if (failed) return sprof_error(P);
+  if (control && control_add(P, why, whylen) != 0) {
+    sprof_stop(P);
+    return why;
+  }
+  autos[nautos].L = L;
+  autos[nautos].P = P;
+  autos[nautos].index = ++nmade;
+  autos[nautos].controlled = control;
+  nautos++;
+  return NULL;
+}
+
+
 static void profile_state (lua_State *L) {
   const char *out = getenv("SPROF_OUTPUT");
   const char *interval = getenv("SPROF_INTERVAL");
+  const char *error;
+  char why[400];
   sprof_options o;
   sprof_profiler *P;
-  if (L == NULL || out == NULL || *out == '\0' || inside) return;
+  int control;
+  if (L == NULL || inside) return;
+  pthread_mutex_lock(&lock);
+  control = control_wanted();
+  pthread_mutex_unlock(&lock);
+  if (control == CONTROL_BAD
+      || (control == CONTROL_OFF && (out == NULL || *out == '\0')))
+    return;
   memset(&o, 0, sizeof o);
   o.interval = interval ? atof(interval) : 0;
   o.clock = getenv("SPROF_CLOCK");
-  memory_options(&o);
+  if (control == CONTROL_OFF) memory_options(&o);
   inside = 1;  /* the native probes make a scratch state */
   P = sprof_new(L, &o);
   inside = 0;
@@ -124,18 +192,26 @@ static void profile_state (lua_State *L) {
   }
   pthread_mutex_lock(&lock);
   if (nautos == 0 && nmade == 0) atexit(finish_all);
-  if (nautos < MAX_AUTO && sprof_start(P) == 0) {
-    autos[nautos].L = L;
-    autos[nautos].P = P;
-    autos[nautos].index = ++nmade;
-    nautos++;
-    P = NULL;
-  }
+  error = start_state(L, P, control == CONTROL_ON, why, sizeof why);
   pthread_mutex_unlock(&lock);
-  if (P != NULL) {
-    fprintf(stderr, "sprof: %s\n", sprof_error(P));
+  if (error != NULL) {
+    fprintf(stderr, "%s\n", error);
     sprof_free(P);
   }
+}
+
+
+/* With SPROF_SIGNAL the signal's handler is installed as the program
+** starts, not with its first Lua state: a server that makes its states at
+** the first request (lighttpd) would otherwise be ended by a signal sent
+** before that, its default action. A daemon's fork keeps the handler; the
+** controller thread starts with the first state. */
+__attribute__((constructor)) static void control_early (void) {
+  const char *signal = getenv("SPROF_SIGNAL");
+  if (signal == NULL || *signal == '\0') return;
+  pthread_mutex_lock(&lock);
+  control_wanted();
+  pthread_mutex_unlock(&lock);
 }
 
 
@@ -174,9 +250,11 @@ SPROF_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
 SPROF_API void lua_close (lua_State *L) {
   void (*next)(lua_State *) = (void (*)(lua_State *))real("lua_close");
   int i;
-  pthread_mutex_lock(&lock);
-  for (i = 0; i < nautos; i++)
-    if (autos[i].L == L && autos[i].P != NULL) finish(&autos[i]);
-  pthread_mutex_unlock(&lock);
+  if (!inside) {  /* else our own scratch state, never profiled */
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < nautos; i++)
+      if (autos[i].L == L && autos[i].P != NULL) finish(&autos[i]);
+    pthread_mutex_unlock(&lock);
+  }
   if (next) next(L);
 }

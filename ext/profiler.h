@@ -114,6 +114,10 @@ typedef struct Profiler {
   int nhost_path;
   /* memory profiling (memory.c): on when memory.rate > 0 */
   Memory memory;
+  /* control.c: sampling switched on and off by the controller thread */
+  int controlled;         /* handed to the controller */
+  atomic_int paused;      /* set up, but no ticks and no samples */
+  uint64_t reported_overhead_ns; /* handler and hook time of past periods */
   char error[256];        /* the last error message */
 } Profiler;
 
@@ -139,6 +143,8 @@ lua_Hook threads_due (Armed *t, lua_Debug *ar);
 void profiler_enter (Profiler *P);
 int profiler_try_enter (Profiler *P);
 void profiler_leave (Profiler *P);
+void profiler_hold (Profiler *P);
+void profiler_release (Profiler *P);
 
 /* api.c: functions that can fail return NULL or a one-line message */
 Profiler *profiler_new (double interval, const char *clock, int native,
@@ -157,6 +163,9 @@ char *profiler_render (Profiler *P, const char *format,
 const char *profiler_write (Profiler *P, const char *path,
                             const char *format, const RenderOptions *options);
 const char *profiler_load (Profiler *P, const char *path);
+int profiler_resume (Profiler *P);
+void profiler_pause (Profiler *P);
+int profiler_snapshot (Profiler *P, Session *out);
 
 /* timer.c */
 int profile_timer_start (Profiler *P);
@@ -167,5 +176,6 @@ Profiler *profile_of_state (pid_t tid, lua_State *L);
 int profile_lua_running (Profiler *P);
 extern atomic_int naming_tid;
 pid_t profile_gettid (void);
+uint64_t profile_thread_cpu_ns (const Profiler *P);
 
 #endif

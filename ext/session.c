@@ -340,6 +340,12 @@ void session_free (Session *S) {
   free(S->moments);
   free(S->program);
   free(S->program_real);
+  for (i = 0; i < S->nlabels; i++) {
+    free(S->label_keys[i]);
+    free(S->label_values[i]);
+  }
+  free(S->label_keys);
+  free(S->label_values);
   map_free(&S->frame_index);
   map_free(&S->child_index);
   memset(S, 0, sizeof *S);
@@ -351,7 +357,11 @@ void session_clear (Session *S) {
   double interval = S->interval, memory_rate = S->memory_rate;
   ClockKind clock = S->clock;
   char *program = S->program, *program_real = S->program_real;
+  char **keys = S->label_keys, **values = S->label_values;
+  int nlabels = S->nlabels;
   S->program = S->program_real = NULL;
+  S->label_keys = S->label_values = NULL;
+  S->nlabels = 0;
   session_free(S);
   if (session_init(S)) {
     S->interval = interval;
@@ -359,10 +369,17 @@ void session_clear (Session *S) {
     S->memory_rate = memory_rate;
     S->program = program;
     S->program_real = program_real;
+    S->label_keys = keys;
+    S->label_values = values;
+    S->nlabels = nlabels;
   }
   else {
-    free(program);
-    free(program_real);
+    S->program = program;  /* freed with the labels below */
+    S->program_real = program_real;
+    S->label_keys = keys;
+    S->label_values = values;
+    S->nlabels = nlabels;
+    session_free(S);
   }
 }
 
@@ -375,4 +392,196 @@ void session_set_program (Session *S, const char *program) {
   free(S->program_real);
   S->program = copy;
   S->program_real = copy ? realpath(copy, NULL) : NULL;
+}
+
+
+/* Sets a label (see Session); 0 if memory ran out. */
+int session_set_label (Session *S, const char *key, const char *value) {
+  char **keys, **values, *k, *v;
+  int i;
+  for (i = 0; i < S->nlabels; i++)
+    if (strcmp(S->label_keys[i], key) == 0) {
+      if ((v = dupstr(value)) == NULL) return 0;
+      free(S->label_values[i]);
+      S->label_values[i] = v;
+      return 1;
+    }
+  keys = realloc(S->label_keys, (size_t)(S->nlabels + 1) * sizeof *keys);
+  if (keys) S->label_keys = keys;
+  values = realloc(S->label_values, (size_t)(S->nlabels + 1) * sizeof *values);
+  if (values) S->label_values = values;
+  k = dupstr(key);
+  v = dupstr(value);
+  if (keys == NULL || values == NULL || k == NULL || v == NULL) {
+    free(k);
+    free(v);
+    return 0;
+  }
+  S->label_keys[S->nlabels] = k;
+  S->label_values[S->nlabels++] = v;
+  return 1;
+}
+
+
+/* ------------------------------------------------------ periods (control.c) */
+
+/*
+** Forgets the call tree, the timeline and the facts of the run, keeping
+** the frames: their indices stay valid for whatever caches them (native
+** symbols, the native views of capture.c), and the names found for them
+** are not looked for again. Memory then holds the distinct functions
+** ever seen and one period's distinct stacks.
+*/
+void session_clear_tree (Session *S) {
+  IntMap fresh;
+  if (map_init(&fresh, 1024)) {
+    map_free(&S->child_index);
+    S->child_index = fresh;
+  }
+  else {  /* keep the old one, emptied */
+    uint32_t j;
+    for (j = 0; j < S->child_index.cap; j++) S->child_index.vals[j] = -1;
+    S->child_index.count = 0;
+  }
+  S->nnodes = 1;
+  S->nodes[0].child = -1;
+  S->nodes[0].self_ns = S->nodes[0].samples = 0;
+  S->nodes[0].alloc_bytes = S->nodes[0].alloc_objects = 0;
+  S->nodes[0].live_bytes = S->nodes[0].live_objects = 0;
+  S->nmoments = 0;
+  S->moment_stride = S->moment_skip = 0;
+  S->samples = S->weight_ns = S->duration_ns = S->cpu_ns = 0;
+  S->overhead_ns = S->sampler_ns = 0;
+}
+
+
+/* The frames of a node's stack, root first, into frames[0, max); returns
+** how many (the outermost ones are kept if it is deeper). */
+int session_path (const Session *S, int node, int *frames, int max) {
+  int n = 0, i, j;
+  for (; node > 0 && n < max; node = S->nodes[node].parent)
+    frames[n++] = S->nodes[node].frame;
+  for (i = 0, j = n - 1; i < j; i++, j--) {
+    int t = frames[i];
+    frames[i] = frames[j];
+    frames[j] = t;
+  }
+  return n;
+}
+
+
+/* src's frame f as a frame of dst, added if new; -1: out of memory. */
+static int merge_frame (Session *dst, const Frame *f) {
+  int g = session_frame(dst, (FrameKind)f->kind, f->name, f->file, f->line,
+                        f->addr);
+  if (g >= 0) {
+    Frame *d = &dst->frames[g];
+    d->library = f->library;
+    d->source_checked |= f->source_checked;
+    d->internal |= f->internal;
+    d->host |= f->host;
+  }
+  return g;
+}
+
+
+static int by_time (const void *a, const void *b) {
+  const Moment *x = a, *y = b;
+  return x->t_ns < y->t_ns ? -1 : x->t_ns > y->t_ns;
+}
+
+
+/* src's timeline into dst's, in time order, taken from dst's start;
+** thinned as session_add_moment thins. 'node' maps src's nodes. */
+static void merge_moments (Session *dst, const Session *src, const int *node) {
+  int64_t shift = (int64_t)((src->start_time - dst->start_time) * 1e9);
+  int n = dst->nmoments + src->nmoments, i;
+  Moment *m;
+  if (src->nmoments == 0) return;
+  if (n > dst->moments_cap) {
+    m = realloc(dst->moments, (size_t)n * sizeof *m);
+    if (m == NULL) return;  /* the timeline is a bonus: go without */
+    dst->moments = m;
+    dst->moments_cap = n;
+  }
+  for (i = 0; i < src->nmoments; i++) {
+    Moment *to = &dst->moments[dst->nmoments++];
+    int64_t t = (int64_t)src->moments[i].t_ns + shift;
+    *to = src->moments[i];
+    to->t_ns = t > 0 ? (uint64_t)t : 0;
+    to->node = node[src->moments[i].node];
+  }
+  qsort(dst->moments, (size_t)dst->nmoments, sizeof *dst->moments, by_time);
+  while (dst->nmoments > SESSION_MAX_MOMENTS) {
+    for (i = 0; 2 * i < dst->nmoments; i++)
+      dst->moments[i] = dst->moments[2 * i];
+    dst->nmoments = i;
+  }
+}
+
+
+/*
+** Adds src's stacks, timeline and facts to dst (one report of several
+** Lua states, or of several periods): weights add up, the run is as long
+** as the longest one and starts with the earliest. 0 if memory ran out
+** (what was added stays).
+*/
+int session_merge (Session *dst, const Session *src) {
+  int *frame = malloc(((size_t)src->nframes + 1) * sizeof *frame);
+  int *node = malloc((size_t)src->nnodes * sizeof *node);
+  int i, ok = frame != NULL && node != NULL;
+  for (i = 0; ok && i < src->nframes; i++) frame[i] = -1;
+  /* first node[i] = 0 marks the nodes that weigh something or have such
+     a node below them (children come after their parents): stacks that
+     weigh nothing are not copied */
+  for (i = 0; ok && i < src->nnodes; i++) node[i] = -1;
+  for (i = src->nnodes - 1; ok && i >= 0; i--) {
+    const Node *s = &src->nodes[i];
+    if (s->self_ns || s->samples || s->alloc_bytes || s->alloc_objects
+        || s->live_bytes || s->live_objects)
+      node[i] = 0;
+    if (node[i] == 0 && s->parent >= 0) node[s->parent] = 0;
+  }
+  if (ok && (dst->start_time == 0
+             || (src->start_time > 0 && src->start_time < dst->start_time))) {
+    int k;  /* dst's own timeline moves to the earlier start */
+    uint64_t shift = dst->start_time > 0
+        ? (uint64_t)((dst->start_time - src->start_time) * 1e9) : 0;
+    for (k = 0; k < dst->nmoments; k++) dst->moments[k].t_ns += shift;
+    dst->start_time = src->start_time;
+  }
+  for (i = 0; ok && i < src->nnodes; i++) {  /* parents come first */
+    const Node *s = &src->nodes[i];
+    Node *d;
+    if (i == 0) node[i] = 0;
+    else if (node[i] < 0) continue;  /* weighs nothing */
+    else {
+      if (frame[s->frame] < 0)
+        frame[s->frame] = merge_frame(dst, &src->frames[s->frame]);
+      node[i] = frame[s->frame] < 0 ? -1
+              : child_of(dst, node[s->parent], frame[s->frame]);
+      if (node[i] < 0) { ok = 0; break; }
+    }
+    d = &dst->nodes[node[i]];
+    d->self_ns += s->self_ns;
+    d->samples += s->samples;
+    d->alloc_bytes += s->alloc_bytes;
+    d->alloc_objects += s->alloc_objects;
+    d->live_bytes += s->live_bytes;
+    d->live_objects += s->live_objects;
+  }
+  if (ok) {
+    merge_moments(dst, src, node);
+    dst->samples += src->samples;
+    dst->weight_ns += src->weight_ns;
+    if (src->duration_ns > dst->duration_ns) dst->duration_ns = src->duration_ns;
+    if (src->cpu_ns > dst->cpu_ns) dst->cpu_ns = src->cpu_ns;
+    dst->overhead_ns += src->overhead_ns;
+    dst->sampler_ns += src->sampler_ns;
+    if (dst->program == NULL && src->program != NULL)
+      session_set_program(dst, src->program);
+  }
+  free(frame);
+  free(node);
+  return ok;
 }

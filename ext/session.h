@@ -88,6 +88,10 @@ typedef struct Session {
                            memory profile */
   int weights_bytes;    /* a memory view (report/render.c): self_ns holds
                            bytes and samples objects, not time */
+  /* name=value pairs a collector aggregates by (service, host, pid):
+     written on every pprof sample and as the profile's comments */
+  char **label_keys, **label_values;
+  int nlabels;
 } Session;
 
 int session_init (Session *S);
@@ -106,6 +110,10 @@ void session_add_weight (Session *S, int node, uint64_t weight_ns);
 void session_add_memory (Session *S, int node, double bytes, double objects,
                          int live);
 void session_set_program (Session *S, const char *program);
+int session_set_label (Session *S, const char *key, const char *value);
+void session_clear_tree (Session *S);
+int session_path (const Session *S, int node, int *frames, int max);
+int session_merge (Session *dst, const Session *src);
 
 int frame_is_library_path (const char *file);
 

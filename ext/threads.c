@@ -54,6 +54,23 @@ void profiler_leave (Profiler *P) {
 
 
 /*
+** Keeps the hook out from another thread (the controller's, control.c),
+** as the sampler does while it arms: 'arming' counts the threads that
+** hold it, so the sampler may go on ticking meanwhile. A hook already
+** inside is waited for; one that comes later backs off and stays armed.
+*/
+void profiler_hold (Profiler *P) {
+  atomic_fetch_add(&P->arming, 1);
+  while (atomic_load(&P->in_hook)) sched_yield();
+}
+
+
+void profiler_release (Profiler *P) {
+  atomic_fetch_sub(&P->arming, 1);
+}
+
+
+/*
 ** Arms one thread so its hook fires at the very next instruction, call
 ** or return. Called from the signal handler and the sampler thread, so it
 ** only reads hook fields and calls lua_sethook, as lua.c does on Ctrl-C.

@@ -46,6 +46,21 @@ pid_t profile_gettid (void) {
 }
 
 
+/* The CPU clock of the profiler's thread, for any thread to read or set a
+** timer on: Linux names a thread's CPU clock by its id, as glibc's
+** pthread_getcpuclockid does (CLOCK_THREAD_CPUTIME_ID is the caller's). */
+static clockid_t thread_clock_id (const Profiler *P) {
+  return (clockid_t)((~(unsigned)P->tid << 3) | 6);  /* per thread, SCHED */
+}
+
+
+uint64_t profile_thread_cpu_ns (const Profiler *P) {
+  struct timespec ts;
+  if (clock_gettime(thread_clock_id(P), &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+
 /* A thread may run several Lua states (lighttpd runs one per script): the
 ** profiler of this OS thread whose state L belongs to. Not for signal
 ** handlers (it reads L's registry). */
@@ -108,6 +123,7 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
     uint64_t t0 = capture_now(CLOCK_KIND_WALL);
     int in_lua = !atomic_load(&P->in_hook) && profile_lua_running(P);
     uint64_t tick = (uint64_t)(P->interval * 1e9);
+    if (atomic_load(&P->paused)) continue;  /* a tick left from before */
     if (lua_status(P->L) == LUA_YIELD)  /* another coroutine's time */
       atomic_fetch_add(&P->suspended_ns, tick);
     else if (!runs[i] && nruns > 0)  /* another state's time */
@@ -208,7 +224,7 @@ void profile_unregister (Profiler *P) {
 */
 static void sampler_arm (Profiler *P, uint64_t step) {
   atomic_store(&P->pending, 1);
-  atomic_store(&P->arming, 1);
+  atomic_fetch_add(&P->arming, 1);  /* a count: the controller may hold too */
   if (!atomic_load(&P->in_hook)) {
     if (lua_status(P->L) == LUA_YIELD)  /* see capture.c, suspended */
       atomic_fetch_add(&P->suspended_ns, step);
@@ -216,7 +232,7 @@ static void sampler_arm (Profiler *P, uint64_t step) {
       atomic_fetch_add(&P->idle_ns, step);
     capture_arm(P);
   }
-  atomic_store(&P->arming, 0);
+  atomic_fetch_sub(&P->arming, 1);
 }
 
 
@@ -343,7 +359,9 @@ static int cputimer_start (Profiler *P) {
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = PROFILE_SIGNAL;
   sev._sigev_un._tid = P->tid;
-  if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &P->timer) != 0)
+  /* the profiled thread's clock: the controller (control.c) starts this
+     timer from its own thread */
+  if (timer_create(thread_clock_id(P), &sev, &P->timer) != 0)
     return errno;
   P->timer_made = 1;
   its.it_interval.tv_sec = (time_t)(step / 1000000000u);

@@ -8,6 +8,7 @@
 ** is written as Go writes its heap profiles instead: four values, objects
 ** and bytes allocated, objects and bytes still in use at the end.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,10 +21,11 @@ enum {
   PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_MAPPING = 3,
   PROFILE_LOCATION = 4, PROFILE_FUNCTION = 5, PROFILE_STRING_TABLE = 6,
   PROFILE_TIME_NANOS = 9, PROFILE_DURATION_NANOS = 10,
-  PROFILE_PERIOD_TYPE = 11, PROFILE_PERIOD = 12,
+  PROFILE_PERIOD_TYPE = 11, PROFILE_PERIOD = 12, PROFILE_COMMENT = 13,
   PROFILE_DEFAULT_SAMPLE_TYPE = 14,
   VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
-  SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2,
+  SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
+  LABEL_KEY = 1, LABEL_STR = 2,
   MAPPING_ID = 1, MAPPING_FILENAME = 5, MAPPING_HAS_FUNCTIONS = 7,
   MAPPING_HAS_FILENAMES = 8, MAPPING_HAS_LINE_NUMBERS = 9,
   LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_LINE = 4,
@@ -122,6 +124,8 @@ typedef struct Pprof {
   Buf msg, inner;       /* scratch for embedded messages */
   Strings strings;
   ShownTree shown;      /* the stack written for each node */
+  char **comments;      /* "key=value" of each label (the strings table
+                           refers to them until the end) */
   int failed;
 } Pprof;
 
@@ -204,6 +208,11 @@ static void put_sample (Pprof *p, int node, const uint64_t *v, int nv) {
   put_message(&p->msg, SAMPLE_LOCATION_ID, &p->inner);
   for (k = 0; k < nv; k++) put_varint(&p->inner, v[k]);
   put_message(&p->msg, SAMPLE_VALUE, &p->inner);
+  for (k = 0; k < S->nlabels; k++) {
+    put_uint(&p->inner, LABEL_KEY, str(p, S->label_keys[k]));
+    put_uint(&p->inner, LABEL_STR, str(p, S->label_values[k]));
+    put_message(&p->msg, SAMPLE_LABEL, &p->inner);
+  }
   put_message(&p->body, PROFILE_SAMPLE, &p->msg);
 }
 
@@ -266,6 +275,24 @@ static void put_period (Pprof *p, int memory, int view) {
 }
 
 
+/* The labels as comments too ("service=api"): go tool pprof -comments. */
+static void put_comments (Pprof *p) {
+  const Session *S = p->S;
+  int i;
+  if (S->nlabels == 0) return;
+  p->comments = calloc((size_t)S->nlabels, sizeof *p->comments);
+  if (p->comments == NULL) { p->failed = 1; return; }
+  for (i = 0; i < S->nlabels; i++) {
+    size_t len = strlen(S->label_keys[i]) + strlen(S->label_values[i]) + 2;
+    if ((p->comments[i] = malloc(len)) == NULL) { p->failed = 1; return; }
+    snprintf(p->comments[i], len, "%s=%s", S->label_keys[i],
+             S->label_values[i]);
+    put_key(&p->body, PROFILE_COMMENT, WIRE_VARINT);
+    put_varint(&p->body, str(p, p->comments[i]));
+  }
+}
+
+
 /* A memory profile is written as memory unless its time is asked for. */
 static void put_profile (Pprof *p, int view) {
   const Session *S = p->S;
@@ -285,6 +312,7 @@ static void put_profile (Pprof *p, int view) {
     put_uint(&p->body, PROFILE_TIME_NANOS, (uint64_t)(S->start_time * 1e9));
   put_uint(&p->body, PROFILE_DURATION_NANOS, S->duration_ns);
   put_period(p, memory, view);
+  put_comments(p);
 }
 
 
@@ -334,6 +362,11 @@ void render_pprof (const Session *S, const RenderOptions *o, Buf *out) {
   }
   else out->failed = 1;
   shown_free(&p.shown);
+  if (p.comments) {
+    int i;
+    for (i = 0; i < S->nlabels; i++) free(p.comments[i]);
+    free(p.comments);
+  }
   map_free(&p.strings.index);
   free(p.strings.list);
   buf_free(&p.strings.table);

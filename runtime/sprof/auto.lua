@@ -9,10 +9,22 @@
 -- SPROF_MEMORY_RATE=BYTES (which implies SPROF_MEMORY) as for libsprof.
 -- The report is written when the state closes (the script ends, also with
 -- an error or on Ctrl-C) or at os.exit.
+--
+-- With SPROF_SIGNAL and/or SPROF_PERIOD (SPROF_KEEP, SPROF_SERVICE) the
+-- profiler is handed to sprof's controller with p:control{} instead: the
+-- script is profiled between two signals, or in periods, and the
+-- controller writes the reports (SPROF_OUTPUT may then hold %p, %t, %n).
 local sprof = require "sprof"
 
 local output = os.getenv("SPROF_OUTPUT")
-if not output or output == "" then
+if output == "" then output = nil end
+local function env (name)
+  local value = os.getenv(name)
+  if value ~= "" then return value end
+end
+local controlled = env("SPROF_SIGNAL") or env("SPROF_PERIOD")
+
+if not output and not controlled then
   io.stderr:write("sprof.auto: set SPROF_OUTPUT to the report's file name\n")
   return false
 end
@@ -45,6 +57,11 @@ local function memory_options ()
 end
 
 local memory, memory_rate = memory_options()
+if controlled and memory then
+  io.stderr:write("sprof.auto: SPROF_MEMORY does not work with SPROF_SIGNAL ",
+                  "or SPROF_PERIOD; only time is profiled\n")
+  memory, memory_rate = false, nil
+end
 local profiler = sprof.new {
   interval = tonumber(os.getenv("SPROF_INTERVAL")) or 0.001,
   clock = os.getenv("SPROF_CLOCK") or "wall",
@@ -58,8 +75,22 @@ local function finish ()
   if written then return end
   written = true
   if profiler:running() then profiler:stop() end
+  if controlled then return end  -- the controller writes the last report
   local ok, err = pcall(profiler.write, profiler, output, format)
   if not ok then io.stderr:write(tostring(err), "\n") end
+end
+
+if controlled then
+  local ok, err = pcall(profiler.control, profiler, {
+    signal = env("SPROF_SIGNAL"), period = env("SPROF_PERIOD"),
+    keep = env("SPROF_KEEP"), output = output, format = format,
+    service = env("SPROF_SERVICE"),
+  })
+  if not ok then
+    io.stderr:write((tostring(err):gsub("^sprof:", "sprof.auto:")),
+                    "; the program runs unprofiled\n")
+    return false
+  end
 end
 
 -- a finalizer in the registry runs when lua5.4 closes the state
@@ -71,5 +102,5 @@ os.exit = function (code, close)  -- os.exit does not close the state by default
   return exit(code, close)
 end
 
-profiler:start()
+if not controlled then profiler:start() end
 return true
