@@ -201,7 +201,7 @@ static int add_load (Args *a, const char *value) {
 
 /* --diff BEFORE AFTER: the two sessions, the next two arguments. */
 static int set_diff (Args *a, int left, char **next) {
-  if (left < 2 || next[1][0] == '-' || a->diff_before)
+  if (left < 2 || next[0][0] == '-' || next[1][0] == '-' || a->diff_before)
     return bad_usage("--diff compares two saved sessions: "
                      "--diff before.json after.json%s", "");
   a->diff_before = next[0];
@@ -880,7 +880,11 @@ static int put_diff (const char *text, size_t len) {
     return fflush(to) == 0;
   }
   f = fopen(args.outfile, "wb");
-  if (f == NULL || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+  if (f != NULL) {
+    int written = fwrite(text, 1, len, f) == len;
+    if (fclose(f) != 0 || !written) f = NULL;
+  }
+  if (f == NULL) {
     fprintf(stderr, "%s: cannot write '%s': %s\n", progname, args.outfile,
             strerror(errno));
     return 0;

@@ -925,17 +925,20 @@
     if (state.matches.length === 0) return;
     var n = state.matches.length;
     state.current = (state.current + (back ? n - 1 : 1) + n) % n;
-    var v = state.matches[state.current];
+    var row = openInTree(state.matches[state.current]);
+    if (row) row.scrollIntoView({ block: 'center' });
+  }
+
+  /* The tree, open at node v, with its row marked current (returned). */
+  function openInTree (v) {
     if (state.view !== 'tree') setView('tree');
     reveal(v);
     renderTree();
     var old = $('tree').querySelector('.row.current');
     if (old) old.classList.remove('current');
     var row = rowOf.get(v);
-    if (row) {
-      row.classList.add('current');
-      row.scrollIntoView({ block: 'center' });
-    }
+    if (row) row.classList.add('current');
+    return row;
   }
 
   /* ------------------------------------------------------- canvas painting */
@@ -2088,17 +2091,8 @@
 
   /* A click on a function: the tree, open at its node that changed most. */
   function showInTree (fn) {
-    var v = fn.heaviest;
-    setView('tree');
-    reveal(v);
-    renderTree();
-    var old = $('tree').querySelector('.row.current');
-    if (old) old.classList.remove('current');
-    var row = rowOf.get(v);
-    if (row) {
-      row.classList.add('current');
-      focusRow(row);
-    }
+    var row = openInTree(fn.heaviest);
+    if (row) focusRow(row);
   }
 
   function onFunctionsClick (e) {
