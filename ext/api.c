@@ -69,11 +69,28 @@ Profiler *profiler_new (double interval, const char *clock, int native,
 }
 
 
+/*
+** Stops a profiler from a thread other than its own (a state made in a
+** worker, closed from main) or in a forked child (foreign): no last
+** sample, but it leaves the timer's table before it is freed. A foreign
+** one's timer and sampler thread were the parent's: none to stop here.
+*/
+static void stop_elsewhere (Profiler *P) {
+  if (!P->foreign && !atomic_load(&P->paused)) profile_timer_stop(P);
+  profile_unregister(P);
+  threads_stop(P);
+  P->running = 0;
+  atomic_store(&P->paused, 0);
+}
+
+
 void profiler_free (Profiler *P) {
   if (P == NULL) return;
   if (P->controlled) control_remove(P);  /* even from another thread */
-  if (P->running) profiler_stop_from(P, NULL, 0);  /* maybe a finalizer:
-                                                      no Lua of ours runs */
+  if (P->running) {  /* maybe a finalizer: no Lua of ours runs */
+    if (P->foreign || profile_gettid() != P->tid) stop_elsewhere(P);
+    else profiler_stop_from(P, NULL, 0);
+  }
   capture_free_cnames(P);
   memory_free(P);
   native_names_free(P->names);
@@ -115,6 +132,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
                    "call stop() first");
   P->L = L;
   P->tid = profile_gettid();
+  P->foreign = 0;  /* stopped in a forked child, started again there */
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   P->main = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -129,6 +147,9 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   if (err == EBUSY)
     return fail(P, "sprof: another profiler is already running on this "
                    "Lua state; stop it first");
+  if (err == EAGAIN)
+    return fail(P, "sprof: too many Lua states profiled at once (at most "
+                   "%d); stop or close one first", PROFILE_MAX);
   if (err != 0)
     return fail(P, "sprof: cannot install the profiling signal handler: %s",
                 strerror(err));
@@ -172,6 +193,10 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   if (!P->running)
     return fail(P, "sprof: stop() called but the profiler is not running; "
                    "call start() first");
+  if (P->foreign) {  /* in a forked child: what it had is the parent's */
+    stop_elsewhere(P);
+    return NULL;
+  }
   if (profile_gettid() != P->tid)
     return fail(P, "sprof: stop() must be called from the thread that "
                    "called start()");
@@ -181,6 +206,9 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
     threads_stop(P);
     P->running = 0;
     atomic_store(&P->paused, 0);  /* a later start() samples */
+    /* what it sampled, and its cost, went to the controller's reports */
+    P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
+    P->reported_overhead_ns = 0;
     return NULL;
   }
   atomic_store(&P->in_hook, 1);  /* a last tick must not sample us */
@@ -221,6 +249,7 @@ void profiler_reset (Profiler *P) {
   forget_native_views(P);
   P->last_node = 0;
   P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
+  P->reported_overhead_ns = 0;
   if (P->running) {
     P->session.start_time = unix_time();
     P->run_wall_ns = P->first_wall_ns = capture_now(CLOCK_KIND_WALL);
@@ -319,19 +348,43 @@ static uint64_t thread_clock (const Profiler *P) {
 
 
 /*
+** The ticks that found the thread that started suspended, as capture.c
+** records them: under a [suspended] frame, here below the stack of the
+** last sample (where it waited). Returns what is left of 'weight'.
+*/
+static uint64_t close_suspended (Profiler *P, uint64_t weight) {
+  Session *S = &P->session;
+  int path[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 9], n, f;
+  uint64_t suspended = atomic_exchange(&P->suspended_ns, 0);
+  if (suspended > weight) suspended = weight;
+  if (suspended == 0) return weight;
+  f = session_frame(S, FRAME_PSEUDO, "[suspended]", "", 0, NULL);
+  n = session_path(S, P->last_node, path, (int)(sizeof path / sizeof *path) - 1);
+  if (f < 0 || n < 0) return weight;
+  path[n++] = f;
+  session_add_stack(S, path, n, suspended, 0);
+  return weight - suspended;
+}
+
+
+/*
 ** Closes the period so far (the hook held off): the time since the last
 ** sample goes where that sample was, the ticks that found no Lua code
-** running to the root ("outside Lua"), so the weights add up to the
-** period; its duration and CPU time are added, and the next period
-** starts now.
+** running to the root ("outside Lua") and those that found it suspended
+** under [suspended], so the weights add up to the period; its duration
+** and CPU time are added, and the next period starts now. Native
+** captures not yet drained are dropped (their time is in that weight):
+** the next period's samples would find them older than its start.
 */
 static void close_period (Profiler *P) {
   Session *S = &P->session;
   uint64_t now = thread_clock(P), wall = capture_now(CLOCK_KIND_WALL);
   uint64_t cpu = profile_thread_cpu_ns(P);
   uint64_t weight = now > P->last_ns ? now - P->last_ns : 0;
-  uint64_t idle = atomic_exchange(&P->idle_ns, 0)
-                  + atomic_exchange(&P->suspended_ns, 0);
+  uint64_t idle;
+  if (P->ring) atomic_store(&P->ring->tail, atomic_load(&P->ring->head));
+  weight = close_suspended(P, weight);
+  idle = atomic_exchange(&P->idle_ns, 0);
   if (idle > weight) idle = weight;
   session_add_weight(S, 0, idle);
   session_add_weight(S, P->last_node, weight - idle);
@@ -348,9 +401,10 @@ static void close_period (Profiler *P) {
 ** set), from any thread. Returns 0 or an errno value.
 */
 int profiler_resume (Profiler *P) {
-  int err;
-  if (!P->running || !atomic_load(&P->paused)) return 0;
-  profiler_hold(P);
+  int err, held;
+  if (!P->running || !atomic_load(&P->paused) || P->foreign) return 0;
+  /* paused, the hook records nothing: held only for the ring */
+  held = profiler_hold(P);
   atomic_store(&P->pending, 0);
   atomic_store(&P->idle_ns, 0);
   atomic_store(&P->suspended_ns, 0);
@@ -364,7 +418,7 @@ int profiler_resume (Profiler *P) {
     P->first_wall_ns = P->run_wall_ns;
   }
   atomic_store(&P->paused, 0);
-  profiler_release(P);
+  if (held) profiler_release(P);
   err = profile_timer_start(P);
   if (err != 0) atomic_store(&P->paused, 1);
   return err;
@@ -373,11 +427,11 @@ int profiler_resume (Profiler *P) {
 
 /* Stops sampling, from any thread; the period so far is closed. */
 void profiler_pause (Profiler *P) {
-  if (!P->running || atomic_load(&P->paused)) return;
+  if (!P->running || atomic_load(&P->paused) || P->foreign) return;
   profile_timer_stop(P);
   atomic_store(&P->paused, 1);  /* a tick still on its way does nothing */
-  profiler_hold(P);
   atomic_store(&P->pending, 0);
+  if (!profiler_hold(P)) return;  /* the hook is stuck: the period is lost */
   close_period(P);
   profiler_release(P);
 }
@@ -388,18 +442,20 @@ void profiler_pause (Profiler *P) {
 ** and clears it, from any thread. A running profiler's period is closed
 ** first and the next one starts. The hook is held off for the naming of
 ** new frames (cached: each is named once) and the copy; rendering and
-** writing are the caller's, on 'out'. 0 if memory ran out.
+** writing are the caller's, on 'out'. 0 if memory ran out. If the hook
+** cannot be held off, nothing is taken: the next snapshot takes it.
 */
 int profiler_snapshot (Profiler *P, Session *out) {
   Session *S = &P->session;
   int path[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8], n, ok;
   uint64_t overhead;
-  profiler_hold(P);
+  if (P->foreign || !profiler_hold(P)) return 1;
   if (P->running && !atomic_load(&P->paused)) close_period(P);
   session_name_from_source(S);
   native_name_frames(P->names, S);
   overhead = P->handler_ns + P->hook_ns;
-  S->overhead_ns = overhead - P->reported_overhead_ns;
+  S->overhead_ns = overhead > P->reported_overhead_ns
+                   ? overhead - P->reported_overhead_ns : 0;
   P->reported_overhead_ns = overhead;
   ok = S->weight_ns == 0 && S->samples == 0 ? 1 : session_merge(out, S);
   /* the next period starts where this one ended: on the same stack */

@@ -35,7 +35,7 @@
 #include "control.h"
 #include "profiler.h"
 
-#define MAX_CONTROLLED 64
+#define MAX_CONTROLLED PROFILE_MAX
 #define POLL_NS 20000000u       /* how soon a signal is seen: 20 ms */
 #define DEFAULT_KEEP 60         /* periodic files kept by default */
 
@@ -54,6 +54,8 @@ static struct {
   pthread_mutex_t lock;
   pthread_cond_t wake;        /* on the monotonic clock */
   int configured, stopping, thread_on;
+  int shutting;               /* at exit: no profiler handed over or back */
+  int atfork_set;
   pthread_t thread;
   ControlSettings set;
   struct sigaction old_action;
@@ -429,15 +431,18 @@ static int start_thread (void) {
 /*
 ** At exit (or when the module is unloaded): the controller stops and
 ** what was sampled since the last report is written; the profilers still
-** handed over are taken back paused.
+** handed over are taken back paused. From here on, none is handed over
+** (no controller would take it) and one taken back leaves nothing for a
+** report (the last one may be written meanwhile, the lock not held).
 */
 static void control_shutdown (void) {
   int i;
   pthread_mutex_lock(&C.lock);
-  if (!C.configured) {
+  if (!C.configured || C.shutting) {
     pthread_mutex_unlock(&C.lock);
     return;
   }
+  C.shutting = 1;
   C.stopping = 1;
   pthread_cond_signal(&C.wake);
   pthread_mutex_unlock(&C.lock);
@@ -459,7 +464,48 @@ static void control_shutdown (void) {
   C.files = NULL;
   C.nfiles = 0;
   pthread_cond_destroy(&C.wake);
+  C.shutting = 0;
   pthread_mutex_unlock(&C.lock);
+}
+
+
+/*
+** In a child made by fork, only the forking thread runs: no controller.
+** The settings stay; the parent's profilers (marked foreign by timer.c),
+** its leftovers and its files are forgotten, so the child neither writes
+** nor removes the parent's reports. A state the child makes starts the
+** child's own controller, its reports named with the child's %p. The
+** lock may have been held at the fork: if so, what it guards may be half
+** changed, and is dropped rather than freed.
+*/
+static void forget_after_fork (void) {
+  int consistent = pthread_mutex_trylock(&C.lock) == 0, i;
+  pthread_condattr_t attr;
+  pthread_mutex_init(&C.lock, NULL);
+  if (!C.configured || C.shutting) return;
+  for (i = 0; i < C.n; i++) C.list[i]->controlled = 0;
+  C.n = 0;
+  C.thread_on = 0;
+  C.stopping = 0;
+  if (consistent) {
+    session_free(&C.leftovers);
+    for (i = 0; i < C.nfiles; i++) free(C.files[i]);
+    free(C.files);
+  }
+  if (!session_init(&C.leftovers)) C.configured = 0;
+  C.files = NULL;
+  C.nfiles = 0;
+  C.seq = 0;
+  C.last_path[0] = '\0';
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&C.wake, &attr);
+  pthread_condattr_destroy(&attr);
+  if (C.sampling) {  /* periods: the child's first starts now */
+    C.period_wall = unix_now();
+    C.period_start = now_ns();
+    C.deadline = C.period_start + (uint64_t)(C.set.period * 1e9);
+  }
 }
 
 
@@ -505,6 +551,8 @@ int control_configure (const ControlSettings *c, char *why, size_t whylen) {
   }
   C.configured = 1;
   C.stopping = 0;
+  if (!C.atfork_set && pthread_atfork(NULL, NULL, forget_after_fork) == 0)
+    C.atfork_set = 1;
   C.seq = 0;
   C.last_path[0] = '\0';
   C.handled = atomic_load(&signals);
@@ -518,7 +566,7 @@ int control_configure (const ControlSettings *c, char *why, size_t whylen) {
 int control_add (Profiler *P, char *why, size_t whylen) {
   int err = 0;
   pthread_mutex_lock(&C.lock);
-  if (!C.configured) err = EINVAL;
+  if (!C.configured || C.shutting) err = EINVAL;
   else if (C.n == MAX_CONTROLLED) err = EAGAIN;
   else if (!C.thread_on) err = start_thread();
   if (err == 0) {
@@ -538,7 +586,8 @@ int control_add (Profiler *P, char *why, size_t whylen) {
   if (err != 0)
     snprintf(why, whylen, "sprof: cannot hand the profiler to the "
              "controller: %s", err == EAGAIN ? "too many Lua states"
-             : err == EINVAL ? "not set up" : strerror(err));
+             : err == EINVAL ? "not set up, or the process is exiting"
+             : strerror(err));
   return err == 0 ? 0 : -1;
 }
 
@@ -549,7 +598,7 @@ void control_remove (Profiler *P) {
   for (i = 0; i < C.n; i++)
     if (C.list[i] == P) {
       profiler_pause(P);
-      profiler_snapshot(P, &C.leftovers);
+      if (!C.shutting) profiler_snapshot(P, &C.leftovers);
       C.list[i] = C.list[--C.n];
       break;
     }

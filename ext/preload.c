@@ -28,7 +28,7 @@
 #include "profiler.h"
 #include "sprof.h"
 
-#define MAX_AUTO 64
+#define MAX_AUTO PROFILE_MAX
 
 typedef struct AutoProfile {
   lua_State *L;
@@ -46,6 +46,19 @@ static __thread int inside;  /* our own scratch states are not profiled */
 /* SPROF_SIGNAL / SPROF_PERIOD, read at the first state: */
 enum { CONTROL_UNKNOWN = -2, CONTROL_BAD = -1, CONTROL_OFF, CONTROL_ON };
 static int control_mode = CONTROL_UNKNOWN;
+static int atfork_set;
+
+
+/*
+** In a child made by fork, the profiles of the parent's states are the
+** parent's: their profilers (marked foreign by timer.c) are forgotten,
+** neither stopped nor written, so the child never writes the parent's
+** reports. The states the child makes are profiled in the child.
+*/
+static void forget_after_fork (void) {
+  pthread_mutex_init(&lock, NULL);  /* maybe held at the fork */
+  nautos = 0;
+}
 
 
 static const char *format_of (const char *path) {
@@ -144,8 +157,13 @@ static int control_wanted (void) {
 ** paused and handed to the controller. 'lock' is held. */
 static const char *start_state (lua_State *L, sprof_profiler *P, int control,
                                 char *why, size_t whylen) {
-  int failed;
-  if (nautos == MAX_AUTO) return "sprof: too many Lua states to profile";
+  int failed, slot = 0;
+  while (slot < nautos && autos[slot].P != NULL) slot++;  /* a closed one's */
+  if (slot == MAX_AUTO) {
+    snprintf(why, whylen, "sprof: too many Lua states open at once to "
+             "profile (at most %d); this one runs unprofiled", MAX_AUTO);
+    return why;
+  }
   if (control) atomic_store(&P->paused, 1);
   inside = 1;  /* memory profiling's probe makes a scratch state */
   failed = sprof_start(P) != 0;
@@ -155,11 +173,11 @@ static const char *start_state (lua_State *L, sprof_profiler *P, int control,
     sprof_stop(P);
     return why;
   }
-  autos[nautos].L = L;
-  autos[nautos].P = P;
-  autos[nautos].index = ++nmade;
-  autos[nautos].controlled = control;
-  nautos++;
+  autos[slot].L = L;
+  autos[slot].P = P;
+  autos[slot].index = ++nmade;
+  autos[slot].controlled = control;
+  if (slot == nautos) nautos++;
   return NULL;
 }
 
@@ -192,6 +210,8 @@ static void profile_state (lua_State *L) {
   }
   pthread_mutex_lock(&lock);
   if (nautos == 0 && nmade == 0) atexit(finish_all);
+  if (!atfork_set && pthread_atfork(NULL, NULL, forget_after_fork) == 0)
+    atfork_set = 1;
   error = start_state(L, P, control == CONTROL_ON, why, sizeof why);
   pthread_mutex_unlock(&lock);
   if (error != NULL) {

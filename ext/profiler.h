@@ -118,6 +118,8 @@ typedef struct Profiler {
   int controlled;         /* handed to the controller */
   atomic_int paused;      /* set up, but no ticks and no samples */
   uint64_t reported_overhead_ns; /* handler and hook time of past periods */
+  int foreign;            /* inherited through fork: its threads are the
+                             parent's, so it is never stopped or joined */
   char error[256];        /* the last error message */
 } Profiler;
 
@@ -143,7 +145,7 @@ lua_Hook threads_due (Armed *t, lua_Debug *ar);
 void profiler_enter (Profiler *P);
 int profiler_try_enter (Profiler *P);
 void profiler_leave (Profiler *P);
-void profiler_hold (Profiler *P);
+int profiler_hold (Profiler *P);
 void profiler_release (Profiler *P);
 
 /* api.c: functions that can fail return NULL or a one-line message */
@@ -167,7 +169,9 @@ int profiler_resume (Profiler *P);
 void profiler_pause (Profiler *P);
 int profiler_snapshot (Profiler *P, Session *out);
 
-/* timer.c */
+/* timer.c: at most PROFILE_MAX profilers set up at once (control.c and
+** preload.c hand over as many) */
+#define PROFILE_MAX 64
 int profile_timer_start (Profiler *P);
 void profile_timer_stop (Profiler *P);
 int profile_register (Profiler *P);

@@ -56,12 +56,24 @@ void profiler_leave (Profiler *P) {
 /*
 ** Keeps the hook out from another thread (the controller's, control.c),
 ** as the sampler does while it arms: 'arming' counts the threads that
-** hold it, so the sampler may go on ticking meanwhile. A hook already
-** inside is waited for; one that comes later backs off and stays armed.
+** hold it, so the sampler may go on ticking meanwhile. A hook that comes
+** later backs off and stays armed. A hook already inside (or a thread in
+** profiler_enter, which waits for 'arming' to fall) is let through: we
+** back off and retry, else each would wait for the other forever. The
+** wait is bounded (a Lua error thrown through the hook can leave in_hook
+** set): returns 0 if the hook could not be held; nothing is then held.
 */
-void profiler_hold (Profiler *P) {
-  atomic_fetch_add(&P->arming, 1);
-  while (atomic_load(&P->in_hook)) sched_yield();
+#define HOLD_WAIT_NS 50000000u  /* 50 ms: far more than a sample takes */
+
+int profiler_hold (Profiler *P) {
+  uint64_t start = capture_now(CLOCK_KIND_WALL);
+  for (;;) {
+    atomic_fetch_add(&P->arming, 1);
+    if (!atomic_load(&P->in_hook)) return 1;
+    atomic_fetch_sub(&P->arming, 1);
+    if (capture_now(CLOCK_KIND_WALL) - start > HOLD_WAIT_NS) return 0;
+    sched_yield();
+  }
 }
 
 

@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -24,7 +25,7 @@
 
 #include "profiler.h"
 
-#define MAX_PROFILERS 16
+#define MAX_PROFILERS PROFILE_MAX
 #define PROFILE_SIGNAL SIGPROF
 
 /*
@@ -36,6 +37,10 @@ static Profiler *_Atomic active[MAX_PROFILERS];
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static int nactive;                   /* guarded by install_lock */
 static struct sigaction old_action;   /* the handler we replaced */
+static int atfork_set;                /* guarded by install_lock */
+/* handlers running now: a profiler leaves the table only once none may
+** still hold it (a state closed from another thread is freed next) */
+static atomic_int in_handler;
 /* The OS thread naming native frames at a stop: its own work is no sample
 ** for the other profilers on that thread. */
 atomic_int naming_tid;
@@ -103,16 +108,20 @@ int profile_lua_running (Profiler *P) {
 
 
 /* Async-signal-safe: unwind the native stack into the ring, mark a sample
-** as due and arm the hook. */
+** as due and arm the hook. Ours come from the POSIX timers alone: a
+** SIGPROF sent otherwise (kill, raise, setitimer) is the program's, and
+** goes to its handler. */
 static void on_signal (int sig, siginfo_t *info, void *context) {
   int saved_errno = errno;
   pid_t tid = profile_gettid();
   Profiler *mine[MAX_PROFILERS];
   int runs[MAX_PROFILERS];  /* its state runs Lua code, or its hook */
   int i, n = 0, nruns = 0;
-  for (i = 0; i < MAX_PROFILERS; i++) {
+  int ours = info == NULL || info->si_code == SI_TIMER;
+  atomic_fetch_add(&in_handler, 1);
+  for (i = 0; ours && i < MAX_PROFILERS; i++) {  /* paused: a tick left */
     Profiler *P = atomic_load(&active[i]);
-    if (P != NULL && P->tid == tid) mine[n++] = P;
+    if (P != NULL && P->tid == tid && !atomic_load(&P->paused)) mine[n++] = P;
   }
   for (i = 0; i < n; i++) {
     runs[i] = atomic_load(&mine[i]->in_hook) || profile_lua_running(mine[i]);
@@ -123,7 +132,6 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
     uint64_t t0 = capture_now(CLOCK_KIND_WALL);
     int in_lua = !atomic_load(&P->in_hook) && profile_lua_running(P);
     uint64_t tick = (uint64_t)(P->interval * 1e9);
-    if (atomic_load(&P->paused)) continue;  /* a tick left from before */
     if (lua_status(P->L) == LUA_YIELD)  /* another coroutine's time */
       atomic_fetch_add(&P->suspended_ns, tick);
     else if (!runs[i] && nruns > 0)  /* another state's time */
@@ -136,6 +144,7 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
     P->handler_ns += capture_now(CLOCK_KIND_WALL) - t0;
     P->signals++;
   }
+  atomic_fetch_sub(&in_handler, 1);  /* the program's handler may not return */
   if (n == 0) {
     if ((old_action.sa_flags & SA_SIGINFO) && old_action.sa_sigaction != NULL)
       old_action.sa_sigaction(sig, info, context);
@@ -165,10 +174,33 @@ static void drain_pending_signal (void) {
 }
 
 
-/* Returns 0, or an errno value (EBUSY: this thread already has one). */
+/*
+** In a child made by fork, only the thread that forked runs: the
+** profilers in the table are the parent's (their timers and sampler
+** threads were not inherited). They are marked foreign and forgotten,
+** never stopped or joined; the child's own states register afresh.
+*/
+static void forget_after_fork (void) {
+  int i;
+  pthread_mutex_init(&install_lock, NULL);  /* maybe held at the fork */
+  for (i = 0; i < MAX_PROFILERS; i++) {
+    Profiler *P = atomic_load(&active[i]);
+    if (P != NULL) P->foreign = 1;
+    atomic_store(&active[i], NULL);
+  }
+  if (nactive > 0) sigaction(PROFILE_SIGNAL, &old_action, NULL);
+  nactive = 0;
+  atomic_store(&in_handler, 0);
+}
+
+
+/* Returns 0, or an errno value (EBUSY: this thread already has one;
+** EAGAIN: MAX_PROFILERS are set up). */
 int profile_register (Profiler *P) {
   int i, slot = -1, err = 0;
   pthread_mutex_lock(&install_lock);
+  if (!atfork_set && pthread_atfork(NULL, NULL, forget_after_fork) == 0)
+    atfork_set = 1;
   for (i = 0; i < MAX_PROFILERS; i++) {
     Profiler *other = atomic_load(&active[i]);
     if (other != NULL && other->tid == P->tid && other->main == P->main) {
@@ -195,6 +227,7 @@ int profile_register (Profiler *P) {
 }
 
 
+/* From any thread. Once it returns, no signal handler holds P. */
 void profile_unregister (Profiler *P) {
   int i;
   pthread_mutex_lock(&install_lock);
@@ -207,6 +240,8 @@ void profile_unregister (Profiler *P) {
       }
     }
   }
+  /* a handler on another thread may have read P before it left: brief */
+  while (atomic_load(&in_handler) > 0) sched_yield();
   pthread_mutex_unlock(&install_lock);
 }
 

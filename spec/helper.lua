@@ -171,4 +171,18 @@ function helper.find_line (lines, name)
   for _, l in ipairs(lines) do if l.name == name then return l end end
 end
 
+-- A port nobody listens on now (the kernel's choice).
+function helper.free_port ()
+  local socket = require "cqueues.socket"
+  local s = socket.listen { host = "127.0.0.1", port = 0 }
+  assert(s:listen())
+  local _, _, port = s:localname()
+  s:close()
+  return port
+end
+
+-- curl without the sanitizer preloads CI puts around lua5.4 (curl hangs
+-- with them); the servers keep them: the sanitized sprof.so needs them.
+helper.CURL = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS curl -s -m 60"
+
 return helper

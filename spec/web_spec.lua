@@ -68,19 +68,9 @@ local function stop_all ()
   stop(table.unpack(procs))
 end
 
--- A port nobody listens on now (the kernel's choice).
-local function free_port ()
-  local socket = require "cqueues.socket"
-  local s = socket.listen { host = "127.0.0.1", port = 0 }
-  assert(s:listen())
-  local _, _, port = s:localname()
-  s:close()
-  return port
-end
+local free_port = h.free_port
 
--- curl without the sanitizer preloads CI puts around lua5.4 (curl hangs
--- with them); the servers keep them: the sanitized sprof.so needs them.
-local CURL = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS curl -s -m 60"
+local CURL = h.CURL
 
 -- One HTTP request; { status =, body =, headers = { lower-case name = value } }.
 -- status is nil when no response came.
