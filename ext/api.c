@@ -208,7 +208,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
     atomic_store(&P->paused, 0);  /* a later start() samples */
     /* what it sampled, and its cost, went to the controller's reports */
     P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
-    P->reported_overhead_ns = 0;
+    P->reported_overhead_ns = P->reported_sampler_ns = 0;
     return NULL;
   }
   atomic_store(&P->in_hook, 1);  /* a last tick must not sample us */
@@ -249,7 +249,7 @@ void profiler_reset (Profiler *P) {
   forget_native_views(P);
   P->last_node = 0;
   P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
-  P->reported_overhead_ns = 0;
+  P->reported_overhead_ns = P->reported_sampler_ns = 0;
   if (P->running) {
     P->session.start_time = unix_time();
     P->run_wall_ns = P->first_wall_ns = capture_now(CLOCK_KIND_WALL);
@@ -448,7 +448,7 @@ void profiler_pause (Profiler *P) {
 int profiler_snapshot (Profiler *P, Session *out) {
   Session *S = &P->session;
   int path[SPROF_MAX_DEPTH + SPROF_NATIVE_DEPTH + 8], n, ok;
-  uint64_t overhead;
+  uint64_t overhead, sampler;
   if (P->foreign || !profiler_hold(P)) return 1;
   if (P->running && !atomic_load(&P->paused)) close_period(P);
   session_name_from_source(S);
@@ -457,6 +457,10 @@ int profiler_snapshot (Profiler *P, Session *out) {
   S->overhead_ns = overhead > P->reported_overhead_ns
                    ? overhead - P->reported_overhead_ns : 0;
   P->reported_overhead_ns = overhead;
+  sampler = profile_sampler_ns(P);
+  S->sampler_ns = sampler > P->reported_sampler_ns
+                  ? sampler - P->reported_sampler_ns : 0;
+  P->reported_sampler_ns = sampler;
   ok = S->weight_ns == 0 && S->samples == 0 ? 1 : session_merge(out, S);
   /* the next period starts where this one ended: on the same stack */
   n = session_path(S, P->last_node, path, (int)(sizeof path / sizeof *path));

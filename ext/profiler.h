@@ -118,6 +118,7 @@ typedef struct Profiler {
   int controlled;         /* handed to the controller */
   atomic_int paused;      /* set up, but no ticks and no samples */
   uint64_t reported_overhead_ns; /* handler and hook time of past periods */
+  uint64_t reported_sampler_ns;  /* sampler threads' CPU time of past periods */
   int foreign;            /* inherited through fork: its threads are the
                              parent's, so it is never stopped or joined */
   char error[256];        /* the last error message */
@@ -181,5 +182,6 @@ int profile_lua_running (Profiler *P);
 extern atomic_int naming_tid;
 pid_t profile_gettid (void);
 uint64_t profile_thread_cpu_ns (const Profiler *P);
+uint64_t profile_sampler_ns (const Profiler *P);
 
 #endif

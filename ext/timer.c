@@ -327,6 +327,20 @@ static void *sampler_main (void *arg) {
 }
 
 
+/* The CPU time of the sampler threads so far, the running one's too:
+** control.c reads it at each period's end, from the thread that starts
+** and stops the sampler, so the thread cannot end meanwhile. */
+uint64_t profile_sampler_ns (const Profiler *P) {
+  uint64_t ns = P->sampler_cpu_ns;
+  clockid_t id;
+  struct timespec now;
+  if (P->sampler_on && pthread_getcpuclockid(P->sampler, &id) == 0
+      && clock_gettime(id, &now) == 0)
+    ns += (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+  return ns;
+}
+
+
 /* The condition's clock is the monotonic one, as the ticks' deadlines. */
 static int sampler_init_wait (Profiler *P) {
   pthread_condattr_t attr;

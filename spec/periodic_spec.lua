@@ -450,3 +450,26 @@ coroutine.resume(co)
     assert.is_true(outside < 0.1e6, ("%d us outside Lua"):format(outside))
   end)
 end)
+
+describe("SPROF_PERIOD's overhead", function ()
+  it("counts the sampler thread in each period's header", function ()
+    local dir = new_dir()
+    local script = h.script(BUSY:format("0.8"))
+    local r = h.run("lua5.4 " .. h.quote(script),
+      auto_env { SPROF_PERIOD = "0.2", SPROF_OUTPUT = dir .. "/p-%n.json" })
+    assert.are.equal(0, r.status, r.err)
+    local p = io.popen("ls " .. h.quote(dir))
+    local checked = 0
+    for name in p:lines() do
+      local json = h.read(dir .. "/" .. name)
+      local samples = tonumber(json:match('"samples":(%d+)'))
+      if samples and samples > 50 then  -- a period of the busy loop
+        assert.is_true(tonumber(json:match('"sampler_ns":(%d+)')) > 0, name)
+        assert.is_true(tonumber(json:match('"overhead_ns":(%d+)')) > 0, name)
+        checked = checked + 1
+      end
+    end
+    p:close()
+    assert.is_true(checked >= 2, "periods with samples: " .. checked)
+  end)
+end)
