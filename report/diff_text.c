@@ -9,14 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "ansi.h"
 #include "diff.h"
 
-#define RESET  "\033[0m"
-#define BOLD   "\033[1m"
-#define DIM    "\033[2m"
-#define RED    "\033[31m"
-#define GREEN  "\033[32m"
-#define CYAN   "\033[36m"
 
 typedef struct DiffText {
   const Diff *d;

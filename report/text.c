@@ -8,16 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "ansi.h"
 #include "report.h"
 
-#define RESET  "\033[0m"
-#define BOLD   "\033[1m"
-#define DIM    "\033[2m"
-#define RED    "\033[31m"
-#define GREEN  "\033[32m"
-#define YELLOW "\033[33m"
-#define CYAN   "\033[36m"
-#define BRIGHT_GREEN "\033[92m"
 
 typedef struct TextCtx {
   const Session *S;
