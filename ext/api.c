@@ -133,9 +133,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   P->L = L;
   P->tid = profile_gettid();
   P->foreign = 0;  /* stopped in a forked child, started again there */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  P->main = lua_tothread(L, -1);
-  lua_pop(L, 1);
+  P->main = compat_mainthread(L);
   atomic_store(&P->pending, 0);
   atomic_store(&P->in_hook, 0);
   atomic_store(&P->arming, 0);

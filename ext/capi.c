@@ -64,7 +64,7 @@ static int on_state_close (lua_State *L) {
 static void watch_state (Profiler *P, lua_State *L) {
   Profiler **box;
   if (P->sentinel != NULL || !lua_checkstack(L, 3)) return;
-  box = lua_newuserdatauv(L, sizeof *box, 0);
+  box = compat_newuserdata(L, sizeof *box, 0);
   *box = P;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, on_state_close);

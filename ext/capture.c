@@ -70,11 +70,11 @@ void capture_learn_module (Profiler *P, lua_State *L, const char *module) {
 void capture_learn_cnames (Profiler *P, lua_State *L) {
   if (P->cnames.keys == NULL && !map_init(&P->cnames, 512)) return;
   if (!lua_checkstack(L, 6)) return;
-  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) != LUA_TTABLE) {
+  if (compat_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) != LUA_TTABLE) {
     lua_pop(L, 1);
     return;
   }
-  if (lua_getfield(L, -1, "_G") == LUA_TTABLE)  /* "print", not "_G.print" */
+  if (compat_getfield(L, -1, "_G") == LUA_TTABLE)  /* "print", not "_G.print" */
     capture_learn_module(P, L, NULL);
   lua_pop(L, 1);
   lua_pushnil(L);
@@ -480,7 +480,7 @@ void capture_record (Profiler *P, lua_State *L, int level) {
 */
 void capture_hook (lua_State *L, lua_Debug *ar) {
   Profiler *P = profile_of_state(profile_gettid(), L);
-  int is_call = ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL;
+  int is_call = ar->event == LUA_HOOKCALL || ar->event == SPROF_HOOKTAILCALL;
   lua_State *co = NULL;
   lua_Hook due;
   Armed *t, self;
@@ -523,8 +523,8 @@ void capture_hook (lua_State *L, lua_Debug *ar) {
     self.L = L;
     t = &self;
   }
+  due = threads_due(t, ar);  /* first: it reads the count of our hook */
   threads_disarm(t);
-  due = threads_due(t, ar);
   /* the clock is read before leaving: a signal landing in that read after
      the leave would capture our own frames for the program's */
   P->hook_ns += capture_now(CLOCK_KIND_WALL) - t0;

@@ -16,6 +16,7 @@
 #include <lualib.h>
 
 #include "control.h"
+#include "luaversion.h"
 #include "profiler.h"
 #include "sprof.h"
 
@@ -42,7 +43,7 @@ static Profiler *check_own (lua_State *L) {
 
 static double opt_number (lua_State *L, int t, const char *key, double def) {
   double v = def;
-  if (lua_getfield(L, t, key) != LUA_TNIL) {
+  if (compat_getfield(L, t, key) != LUA_TNIL) {
     if (!lua_isnumber(L, -1))
       luaL_error(L, "sprof: option '%s' must be a number, got %s", key,
                  luaL_typename(L, -1));
@@ -80,19 +81,19 @@ static int l_new (lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     check_keys(L, 1, known);
     interval = opt_number(L, 1, "interval", interval);
-    if (lua_getfield(L, 1, "clock") != LUA_TNIL) {
+    if (compat_getfield(L, 1, "clock") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING)
         return luaL_error(L, "sprof: option 'clock' must be \"wall\" or \"cpu\"");
       clock = lua_tostring(L, -1);
     }
-    if (lua_getfield(L, 1, "native") != LUA_TNIL) native = lua_toboolean(L, -1);
-    memory = lua_getfield(L, 1, "memory") != LUA_TNIL && lua_toboolean(L, -1);
+    if (compat_getfield(L, 1, "native") != LUA_TNIL) native = lua_toboolean(L, -1);
+    memory = compat_getfield(L, 1, "memory") != LUA_TNIL && lua_toboolean(L, -1);
     memory_rate = opt_number(L, 1, "memory_rate", 0);
     if (!(memory_rate > 0) && memory_rate != 0)
       return luaL_error(L, "sprof: option 'memory_rate' must be a number of "
                            "bytes above 0 (e.g. 524288)");
   }
-  box = lua_newuserdatauv(L, sizeof *box, 1);  /* uservalue: the thread */
+  box = compat_newuserdata(L, sizeof *box, 1);  /* uservalue: the thread */
   *box = NULL;
   luaL_setmetatable(L, PROFILER_MT);
   *box = profiler_new(interval, clock, native, &error);
@@ -108,7 +109,7 @@ static int l_start (lua_State *L) {
   const char *error = profiler_start(P, L);
   if (error) return luaL_error(L, "%s", error);
   lua_pushthread(L);            /* keep the sampled thread alive */
-  lua_setiuservalue(L, 1, 1);
+  compat_setuservalue(L, 1);
   lua_settop(L, 1);
   return 1;
 }
@@ -119,7 +120,7 @@ static int l_stop (lua_State *L) {
   const char *error = profiler_stop_from(P, L, 1);  /* 1: not stop itself */
   if (error) return luaL_error(L, "%s", error);
   lua_pushnil(L);
-  lua_setiuservalue(L, 1, 1);
+  compat_setuservalue(L, 1);
   lua_settop(L, 1);
   return 1;
 }
@@ -145,7 +146,7 @@ static int l_control (lua_State *L) {
   check_keys(L, 2, known);
   for (i = 0; known[i]; i++) {
     v[i] = NULL;
-    if (lua_getfield(L, 2, known[i]) != LUA_TNIL)
+    if (compat_getfield(L, 2, known[i]) != LUA_TNIL)
       v[i] = luaL_tolstring(L, -1, NULL);  /* kept on the stack */
   }
   if (v[0] == NULL && v[1] == NULL)
@@ -169,7 +170,7 @@ static int l_control (lua_State *L) {
     return luaL_error(L, "%s", why);
   }
   lua_pushthread(L);            /* keep the sampled thread alive */
-  lua_setiuservalue(L, 1, 1);
+  compat_setuservalue(L, 1);
   lua_settop(L, 1);
   return 1;
 }
@@ -199,7 +200,7 @@ static RenderOptions render_options (lua_State *L, int t, int color) {
   check_keys(L, t, known);
   lua_getfield(L, t, "show_all");
   o.show_all = lua_toboolean(L, -1);
-  if (lua_getfield(L, t, "color") != LUA_TNIL) o.color = lua_toboolean(L, -1);
+  if (compat_getfield(L, t, "color") != LUA_TNIL) o.color = lua_toboolean(L, -1);
   lua_getfield(L, t, "show_internals");
   o.show_internals = lua_toboolean(L, -1);
   lua_getfield(L, t, "host_frames");
@@ -211,7 +212,7 @@ static RenderOptions render_options (lua_State *L, int t, int color) {
   o.self_threshold = opt_number(L, t, "self_threshold", o.self_threshold);
   if (!(o.self_threshold >= 0 && o.self_threshold <= 1))
     luaL_error(L, "sprof: option 'self_threshold' must be a share in [0, 1]");
-  if (lua_getfield(L, t, "memory_view") != LUA_TNIL) {
+  if (compat_getfield(L, t, "memory_view") != LUA_TNIL) {
     const char *name = lua_tostring(L, -1);
     o.view = name ? report_view_of(name) : -1;
     if (o.view < 0)
@@ -392,6 +393,7 @@ static int l_tostring (lua_State *L) {
 ** fn's results. The profiler is a to-be-closed value, so an error in fn
 ** stops it and goes on unchanged, with its original traceback.
 */
+#if LUA_VERSION_NUM >= 504
 static int l_profile (lua_State *L) {
   int nargs = lua_gettop(L) - 1;
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -405,6 +407,36 @@ static int l_profile (lua_State *L) {
   lua_call(L, nargs, LUA_MULTRET);
   return lua_gettop(L);      /* closing slot 1 on return stops it */
 }
+#else
+/* Older Lua has no to-be-closed values: a message handler stops the
+** profiler where the error happens, and the error is raised again. Its
+** traceback then starts here. */
+static int stop_at_error (lua_State *L) {
+  Profiler **box = lua_touserdata(L, lua_upvalueindex(1));
+  if (*box != NULL && (*box)->running) profiler_stop_from(*box, L, 1);
+  return 1;
+}
+
+static int l_profile (lua_State *L) {
+  int nargs = lua_gettop(L) - 1;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushcfunction(L, l_new);
+  lua_call(L, 0, 1);
+  lua_pushcfunction(L, l_start);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  lua_insert(L, 1);          /* profiler, fn, args... */
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, stop_at_error, 1);
+  lua_insert(L, 2);          /* profiler, handler, fn, args... */
+  if (lua_pcall(L, nargs, LUA_MULTRET, 2) != LUA_OK) return lua_error(L);
+  lua_remove(L, 2);
+  lua_pushcfunction(L, l_stop);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 0);
+  return lua_gettop(L);
+}
+#endif
 
 
 static const luaL_Reg profiler_methods[] = {
@@ -438,8 +470,23 @@ static const luaL_Reg module_functions[] = {
 };
 
 
+/* This module calls the Lua it was built for: in another, it must stop
+** before it calls anything (the functions that differ are weak symbols,
+** so that it loads at all, see compat.h). */
+static void check_host (lua_State *L) {
+  int host = luaversion_of((const void *)lua_gettop);
+  if (host == 0 || host == LUA_VERSION_NUM) return;
+  lua_pushfstring(L, "sprof: this sprof.so is built for %s, and this "
+                  "program runs %s: require the sprof built for %s",
+                  luaversion_name(LUA_VERSION_NUM), luaversion_name(host),
+                  luaversion_name(host));
+  lua_error(L);
+}
+
+
 __attribute__((visibility("default")))
 int luaopen_sprof (lua_State *L) {
+  check_host(L);
   if (luaL_newmetatable(L, PROFILER_MT)) {
     luaL_setfuncs(L, profiler_meta, 0);
     luaL_newlib(L, profiler_methods);

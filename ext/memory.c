@@ -361,7 +361,7 @@ void memory_record (Profiler *P, const int *frames, int n) {
 
 
 static int new_block (lua_State *L) {
-  lua_newuserdatauv(L, 1, 0);
+  compat_newuserdata(L, 1, 0);
   return 0;
 }
 

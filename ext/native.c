@@ -533,7 +533,7 @@ static uintptr_t probe_gc (lua_State *L, int what) {
   uintptr_t starts[SPROF_NATIVE_DEPTH];
   int n, i, tries;
   probe_n = 0;
-  lua_newuserdatauv(L, 1, 0);
+  compat_newuserdata(L, 1, 0);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, probe_capture);
   lua_setfield(L, -2, "__gc");

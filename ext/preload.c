@@ -25,6 +25,7 @@
 #include <lua.h>
 
 #include "control.h"
+#include "luaversion.h"
 #include "profiler.h"
 #include "sprof.h"
 
@@ -235,8 +236,47 @@ __attribute__((constructor)) static void control_early (void) {
 }
 
 
+static int checked, other;  /* whether the program's Lua is another */
+
+static int wrong_lua (void) {
+  return other;
+}
+
+
+/*
+** The real function. This library calls the Lua it was built for: in a
+** program that runs another, its calls would land in the wrong one, so
+** it stays out of the way and says so once.
+*/
 static void *real (const char *name) {
-  return dlsym(RTLD_NEXT, name);
+  void *fn = dlsym(RTLD_NEXT, name);
+  if (!checked && fn != NULL) {
+    int version = luaversion_of(fn);
+    checked = 1;
+    other = version != 0 && version != LUA_VERSION_NUM;
+    if (other)
+      fprintf(stderr, "sprof: this libsprof is built for %s, and this program "
+              "runs %s: preload libsprof-preload.so, which finds the right "
+              "one; the program runs unprofiled\n",
+              luaversion_name(LUA_VERSION_NUM), luaversion_name(version));
+  }
+  return fn;
+}
+
+
+/* The entry points of libsprof-preload.so (dispatch.c), which makes and
+** closes the states itself and tells this library. */
+SPROF_API void sprof_preload_made (lua_State *L) {
+  profile_state(L);
+}
+
+SPROF_API void sprof_preload_closing (lua_State *L) {
+  int i;
+  if (inside) return;  /* our own scratch state, never profiled */
+  pthread_mutex_lock(&lock);
+  for (i = 0; i < nautos; i++)
+    if (autos[i].L == L && autos[i].P != NULL) finish(&autos[i]);
+  pthread_mutex_unlock(&lock);
 }
 
 
@@ -249,7 +289,7 @@ SPROF_API lua_State *luaL_newstate (void) {
   inside = 1;
   L = next ? next() : NULL;
   inside = !outer;
-  if (outer) profile_state(L);
+  if (outer && !wrong_lua()) profile_state(L);
   return L;
 }
 
@@ -262,19 +302,13 @@ SPROF_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
   inside = 1;
   L = next ? next(f, ud) : NULL;
   inside = !outer;
-  if (outer) profile_state(L);
+  if (outer && !wrong_lua()) profile_state(L);
   return L;
 }
 
 
 SPROF_API void lua_close (lua_State *L) {
   void (*next)(lua_State *) = (void (*)(lua_State *))real("lua_close");
-  int i;
-  if (!inside) {  /* else our own scratch state, never profiled */
-    pthread_mutex_lock(&lock);
-    for (i = 0; i < nautos; i++)
-      if (autos[i].L == L && autos[i].P != NULL) finish(&autos[i]);
-    pthread_mutex_unlock(&lock);
-  }
+  if (!wrong_lua()) sprof_preload_closing(L);
   if (next) next(L);
 }

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include <lua.h>
+#include "compat.h"
 
 #include "memory.h"
 #include "native.h"
@@ -35,7 +35,7 @@ typedef struct Armed {
   lua_Hook chained_hook;  /* its hook from before ours: still served */
   int chained_mask;
   int chained_count;
-  int chained_left;       /* count events until the chained one is due */
+  int chained_left;       /* instructions until the chained one is due */
 } Armed;
 
 #define SPROF_REPLAYS 64

@@ -24,6 +24,16 @@
 
 #define OUR_MASK (LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT)
 
+/*
+** A host's count hook (HAProxy's, every tune.lua.forced-yield
+** instructions) must still run. lua_sethook restarts the count, and we
+** call it at every sample: a count of more instructions than run between
+** two samples would never be reached (HAProxy never yielded, and its
+** watchdog killed it). So between samples our hook keeps such a count, in
+** steps of this many instructions; a sample loses less than one step.
+*/
+#define CHAIN_STEP 10000
+
 
 /*
 ** Marks the Lua thread as inside sprof (the hook, or a change to the
@@ -103,9 +113,19 @@ void threads_arm (Armed *t) {
 
 
 /* Puts the chained hook back (or none), if ours is the one installed. */
-void threads_disarm (Armed *t) {
+static void unhook (Armed *t) {
   if (lua_gethook(t->L) == capture_hook)
     lua_sethook(t->L, t->chained_hook, t->chained_mask, t->chained_count);
+}
+
+
+/* After a sample: the chained hook back, or ours counting its count. */
+void threads_disarm (Armed *t) {
+  if ((t->chained_mask & LUA_MASKCOUNT) && t->chained_count > CHAIN_STEP) {
+    if (lua_gethook(t->L) == capture_hook)
+      lua_sethook(t->L, capture_hook, t->chained_mask, CHAIN_STEP);
+  }
+  else unhook(t);
 }
 
 
@@ -116,13 +136,15 @@ void capture_arm (Profiler *P) {
 
 
 /* The thread's own hook if it asked for this event (counting down its
-** count events), else NULL. */
+** count: each count event of ours stands for the instructions of our
+** count, 1 when armed), else NULL. Call it before disarming. */
 lua_Hook threads_due (Armed *t, lua_Debug *ar) {
-  int event_mask = ar->event == LUA_HOOKTAILCALL ? LUA_MASKCALL
+  int event_mask = ar->event == SPROF_HOOKTAILCALL ? LUA_MASKCALL
                                                  : 1 << ar->event;
   if (t->chained_hook == NULL || !(t->chained_mask & event_mask)) return NULL;
   if (ar->event == LUA_HOOKCOUNT) {
-    if (--t->chained_left > 0) return NULL;
+    t->chained_left -= lua_gethookcount(t->L);
+    if (t->chained_left > 0) return NULL;
     t->chained_left = t->chained_count;
   }
   return t->chained_hook;
@@ -151,7 +173,7 @@ static void anchor (Profiler *P, lua_State *L, lua_State *co, int idx) {
 /* Forgets the latest-but-oldest coroutine to make room. */
 static void evict_last (Profiler *P, lua_State *L) {
   Armed *t = &P->threads[P->nthreads - 1];
-  threads_disarm(t);
+  unhook(t);
   anchor(P, L, t->L, 0);
   P->nthreads--;
 }
@@ -240,13 +262,12 @@ lua_State *threads_resumed_by (Profiler *P, lua_State *L) {
 static void learn_coroutine_functions (Profiler *P, lua_State *L) {
   int top = lua_gettop(L);
   P->resume_fn = P->wrap_fn = NULL;
-  lua_pushcfunction(L, luaopen_coroutine);
-  if (lua_pcall(L, 0, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+  if (compat_opencoroutine(L)) {
     capture_learn_module(P, L, LUA_COLIBNAME);
-    if (lua_getfield(L, -1, "resume") == LUA_TFUNCTION)
+    if (compat_getfield(L, -1, "resume") == LUA_TFUNCTION)
       P->resume_fn = lua_tocfunction(L, -1);
     lua_pop(L, 1);
-    if (lua_getfield(L, -1, "wrap") == LUA_TFUNCTION) {
+    if (compat_getfield(L, -1, "wrap") == LUA_TFUNCTION) {
       luaL_loadstring(L, "return");  /* a function to wrap */
       if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_iscfunction(L, -1))
         P->wrap_fn = lua_tocfunction(L, -1);
@@ -270,7 +291,7 @@ void threads_start (Profiler *P, lua_State *L) {
 /* Disarms every thread and lets the coroutines go. */
 void threads_stop (Profiler *P) {
   int i;
-  for (i = 0; i < P->nthreads; i++) threads_disarm(&P->threads[i]);
+  for (i = 0; i < P->nthreads; i++) unhook(&P->threads[i]);
   if (P->anchor_ref != LUA_NOREF)
     luaL_unref(P->L, LUA_REGISTRYINDEX, P->anchor_ref);
   P->anchor_ref = LUA_NOREF;

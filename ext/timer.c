@@ -78,9 +78,7 @@ Profiler *profile_of_state (pid_t tid, lua_State *L) {
     if (P != NULL && P->tid == tid) { found = P; count++; }
   }
   if (count <= 1) return found;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  main = lua_tothread(L, -1);
-  lua_pop(L, 1);
+  main = compat_mainthread(L);
   for (i = 0; i < MAX_PROFILERS; i++) {
     Profiler *P = atomic_load(&active[i]);
     if (P != NULL && P->tid == tid && P->main == main) return P;

@@ -681,9 +681,14 @@ static void create_arg_table (lua_State *L, char **argv, int argc, int script) {
 }
 
 
-/* LUA_INIT_5_4 or LUA_INIT, as lua.c reads them (not profiled) */
+/* LUA_INIT_5_4 or LUA_INIT, as lua.c reads them (not profiled); 5.1
+** reads only LUA_INIT */
 static int run_init (lua_State *L) {
+#if LUA_VERSION_NUM >= 502
   const char *name = "=LUA_INIT_" LUA_VERSION_MAJOR "_" LUA_VERSION_MINOR;
+#else
+  const char *name = "=LUA_INIT";
+#endif
   const char *init = getenv(name + 1);
   int status;
   if (init == NULL) {
@@ -724,9 +729,9 @@ static int dolibrary (lua_State *L, const char *spec) {
   if (status == LUA_OK) {
     lua_pushglobaltable(L);
     lua_pushlstring(L, spec, globlen);
-    lua_rotate(L, -3, -1);  /* _G, g, module */
+    lua_pushvalue(L, -3);  /* module, _G, g, module */
     lua_settable(L, -3);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   }
   return report_failure(L, status);
 }
@@ -737,7 +742,11 @@ static int run_lua_options (lua_State *L, char **argv) {
   const char *value;
   int i = 1, option;
   while ((option = next_lua_option(argv, &i, &value)) != 0) {
-    if (option == 'W') lua_warning(L, "@on", 0);
+    if (option == 'W') {
+#if LUA_VERSION_NUM >= 504
+      lua_warning(L, "@on", 0);
+#endif
+    }
     else if ((option == 'e' ? dostring(L, value)
                             : dolibrary(L, value)) != LUA_OK)
       return 0;
@@ -749,7 +758,8 @@ static int run_lua_options (lua_State *L, char **argv) {
 /* The script's arguments are arg[1..#arg], as -e code may have left them. */
 static int pushargs (lua_State *L) {
   int i, n;
-  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+  lua_getglobal(L, "arg");
+  if (!lua_istable(L, -1))
     luaL_error(L, "'arg' is not a table");
   n = (int)luaL_len(L, -1);
   luaL_checkstack(L, n + 3, "too many arguments to script");
@@ -781,7 +791,7 @@ static int on_state_close (lua_State *L) {
 
 
 static void watch_state_close (lua_State *L) {
-  lua_newuserdatauv(L, 0, 0);
+  compat_newuserdata(L, 0, 0);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, on_state_close);
   lua_setfield(L, -2, "__gc");
@@ -794,7 +804,9 @@ static void watch_state_close (lua_State *L) {
 static int pmain (lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
+#if LUA_VERSION_NUM >= 502
   luaL_checkversion(L);
+#endif
   if (args.version) {
     printf("%s\n", LUA_COPYRIGHT);
     fflush(stdout);
@@ -804,13 +816,21 @@ static int pmain (lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
+#if LUA_VERSION_NUM >= 503
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+#else
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_remove(L, -2);
+#endif
   lua_pushcfunction(L, luaopen_sprof);  /* one engine in the process */
   lua_setfield(L, -2, "sprof");
   lua_pop(L, 1);
   watch_state_close(L);
   create_arg_table(L, argv, argc, args.script);
+#if LUA_VERSION_NUM >= 504
   lua_gc(L, LUA_GCGEN, 0, 0);  /* as lua.c: generational mode */
+#endif
   if (!args.no_env && run_init(L) != LUA_OK) return 0;
   if (!run_lua_options(L, argv)) return 0;
   if ((args.script || args.from_stdin) && run_script(L, argv) != LUA_OK)
