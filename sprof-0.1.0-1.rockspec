@@ -1,5 +1,7 @@
 -- From the checkout, offline:  luarocks --lua-version 5.4 --tree DIR make
--- installs require "sprof" (with sprof.auto, sprof.web) and sprof-lua.
+-- installs require "sprof" (with sprof.auto, sprof.web) and sprof-lua;
+-- with --lua-version 5.3 (or 5.1) the module for that Lua and
+-- sprof-lua5.3 (sprof-lua5.1).
 -- The C host library (libsprof, sprof.h, sprof.pc) is not in the rock:
 -- cmake --install gives it (README, "Install").
 rockspec_format = "3.0"
@@ -10,9 +12,9 @@ source = {
   tag = "v0.1.0",
 }
 description = {
-  summary = "A sampling profiler for Lua 5.4, with Lua and native frames",
+  summary = "A sampling profiler for Lua 5.4, 5.3 and 5.1, with Lua and native frames",
   detailed = [[
-A sampling profiler for Lua 5.4: the sprof-lua command runs a script as
+A sampling profiler for Lua 5.4, 5.3 and 5.1: the sprof-lua command runs a script as
 lua5.4 would and reports where its time went as a call tree (text, HTML,
 collapsed stacks, JSON, speedscope, pprof); require "sprof" profiles from
 inside a program. Needs the Debian packages libcjson-dev libunwind-dev
@@ -21,7 +23,7 @@ libdw-dev zlib1g-dev (the build names any that is missing).
 }
 supported_platforms = { "linux" }
 dependencies = {
-  "lua >= 5.4, < 5.5",
+  "lua >= 5.1, < 5.5",  -- 5.2 is refused by the build, in one line
 }
 build = {
   type = "cmake",

@@ -124,6 +124,27 @@ static void forget_native_views (Profiler *P) {
 }
 
 
+/*
+** Servers may block every signal in their worker threads (Apache's event
+** and worker MPMs do): the profiled thread takes SIGPROF while it is
+** profiled (native frames, the CPU clock's ticks), and blocks it again
+** after. Called in the profiled thread.
+*/
+static void take_signal (Profiler *P, int on) {
+  sigset_t prof, old;
+  sigemptyset(&prof);
+  sigaddset(&prof, SIGPROF);
+  if (on) {
+    P->unblocked = pthread_sigmask(SIG_UNBLOCK, &prof, &old) == 0
+                   && sigismember(&old, SIGPROF) == 1;
+  }
+  else if (P->unblocked) {
+    pthread_sigmask(SIG_BLOCK, &prof, NULL);
+    P->unblocked = 0;
+  }
+}
+
+
 const char *profiler_start (Profiler *P, lua_State *L) {
   int err;
   P->error[0] = '\0';
@@ -151,6 +172,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   if (err != 0)
     return fail(P, "sprof: cannot install the profiling signal handler: %s",
                 strerror(err));
+  take_signal(P, 1);
   P->run_wall_ns = capture_now(CLOCK_KIND_WALL);
   if (P->session.samples == 0 && P->session.duration_ns == 0) {
     P->session.start_time = unix_time();
@@ -172,6 +194,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   if (err != 0) {
     P->running = 0;
     memory_stop(P, NULL);
+    take_signal(P, 0);
     profile_unregister(P);
     threads_stop(P);
     return fail(P, "sprof: cannot start the sampling timer: %s",
@@ -200,6 +223,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
                    "called start()");
   if (P->controlled) control_remove(P);  /* takes what it sampled, pauses */
   if (atomic_load(&P->paused)) {  /* set up only: no timer, no last sample */
+    take_signal(P, 0);
     profile_unregister(P);
     threads_stop(P);
     P->running = 0;
@@ -211,6 +235,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   }
   atomic_store(&P->in_hook, 1);  /* a last tick must not sample us */
   profile_timer_stop(P);
+  take_signal(P, 0);
   profile_unregister(P);
   atomic_store(&P->in_hook, 0);
   threads_stop(P);

@@ -158,7 +158,7 @@ int control_from_env (ControlSettings *c, char *why, size_t whylen) {
 
 /* 'pattern' with %p (pid), %t (local time, 20261201-143000), %n (the
 ** report's number) and %% replaced. */
-static void expand (char *out, size_t size, const char *pattern, unsigned n,
+void control_expand (char *out, size_t size, const char *pattern, unsigned n,
                     time_t t) {
   size_t len = 0;
   const char *s;
@@ -206,7 +206,7 @@ static size_t extension_at (const char *path) {
 ** last name again), so reports never overwrite each other. */
 static void report_path (char *out, size_t size, unsigned n) {
   char name[1024];
-  expand(name, sizeof name, C.set.output, n, time(NULL));
+  control_expand(name, sizeof name, C.set.output, n, time(NULL));
   if (strstr(C.set.output, "%n") == NULL && n > 1
       && (strstr(C.set.output, "%t") == NULL
           || strcmp(name, C.last_path) == 0)) {
@@ -221,7 +221,7 @@ static void report_path (char *out, size_t size, unsigned n) {
 static int check_output (char *why, size_t whylen) {
   char path[1024], *slash;
   struct stat st;
-  expand(path, sizeof path, C.set.output, 1, time(NULL));
+  control_expand(path, sizeof path, C.set.output, 1, time(NULL));
   slash = strrchr(path, '/');
   if (slash == path) slash[1] = '\0';
   else if (slash) *slash = '\0';

@@ -7,6 +7,7 @@
 #define sprof_control_h
 
 #include <stddef.h>
+#include <time.h>
 
 struct Profiler;
 
@@ -42,5 +43,10 @@ int control_add (struct Profiler *P, char *why, size_t whylen);
 /* Takes the profiler back (profiler_stop calls it): what it sampled
 ** goes into the next report. */
 void control_remove (struct Profiler *P);
+
+/* 'pattern' with %p (pid), %t (local time, 20261201-143000), %n (the
+** report's number 'n') and %% replaced. */
+void control_expand (char *out, size_t size, const char *pattern, unsigned n,
+                     time_t t);
 
 #endif

@@ -80,7 +80,7 @@ static void output_path (char *buf, size_t size, const char *path, int index) {
 
 static void finish (AutoProfile *a) {
   const char *out = getenv("SPROF_OUTPUT");
-  char path[4096];
+  char name[4096], path[4200];
   atomic_store(&naming_tid, profile_gettid());  /* our work, not the host's */
   if (a->controlled) {  /* what it sampled goes into the next report */
     sprof_free(a->P);
@@ -89,7 +89,11 @@ static void finish (AutoProfile *a) {
     return;
   }
   if (profiler_running(a->P)) sprof_stop(a->P);
-  output_path(path, sizeof path, out, a->index);
+  /* %p, %t, %n as for the controller's reports; without %n the second
+     state's report is FILE.2 */
+  control_expand(name, sizeof name, out, (unsigned)a->index, time(NULL));
+  if (strstr(out, "%n") != NULL) snprintf(path, sizeof path, "%s", name);
+  else output_path(path, sizeof path, name, a->index);
   if (sprof_write(a->P, path, format_of(out)) != 0)
     fprintf(stderr, "sprof: %s\n", sprof_error(a->P));
   sprof_free(a->P);

@@ -119,6 +119,8 @@ typedef struct Profiler {
   atomic_int paused;      /* set up, but no ticks and no samples */
   uint64_t reported_overhead_ns; /* handler and hook time of past periods */
   uint64_t reported_sampler_ns;  /* sampler threads' CPU time of past periods */
+  int unblocked;          /* SIGPROF was blocked in its thread: unblocked
+                             while it is profiled */
   int foreign;            /* inherited through fork: its threads are the
                              parent's, so it is never stopped or joined */
   char error[256];        /* the last error message */

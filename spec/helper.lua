@@ -23,10 +23,22 @@ end
 
 helper.build = abspath(os.getenv("SPROF_BUILD") or "build")
 helper.root = abspath(".")
-helper.sprof_lua = helper.build .. "/sprof-lua"
+-- SPROF_LUA=5.3 (or 5.1) runs the programs the specs start on that Lua,
+-- with what the build made for it: lua5.3, sprof-lua5.3, lua5.3/sprof.so.
+-- busted itself stays on lua5.4.
+helper.lua_version = os.getenv("SPROF_LUA") or "5.4"
+helper.lua = "lua" .. helper.lua_version
+local other = helper.lua_version ~= "5.4"
+helper.sprof_lua = helper.build .. "/sprof-lua" .. (other and helper.lua_version or "")
 -- the test modules (sleepy) and the sprof module, for child processes
-helper.cpath = helper.build .. "/?.so;" .. helper.build .. "/spec/?.so;"
-  .. package.cpath
+if other then
+  local sub = "/lua" .. helper.lua_version
+  helper.cpath = helper.build .. sub .. "/?.so;" .. helper.build .. "/spec"
+    .. sub .. "/?.so;;"
+else
+  helper.cpath = helper.build .. "/?.so;" .. helper.build .. "/spec/?.so;"
+    .. package.cpath
+end
 
 -- Everything the specs write goes into one new directory under $TMPDIR,
 -- removed when busted closes its Lua state at exit (the registry outlives

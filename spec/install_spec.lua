@@ -43,13 +43,17 @@ local function hot_share (collapsed)
   return total > 0 and h.time_in(stacks, "hot_spot") / total or 0
 end
 
--- lua5.4 finds the module and the Lua-side modules with these paths:
--- require "sprof" profiles, and so does LUA_INIT's require "sprof.auto".
-local function check_lua (path, cpath, module_dir)
-  local env = { LUA_PATH_5_4 = path, LUA_CPATH_5_4 = cpath }
-  local r = run_ok("lua5.4 " .. q(h.script(hot_spot .. [[
+-- lua5.4 (or lua'version') finds the module and the Lua-side modules with
+-- these paths: require "sprof" profiles, and so does LUA_INIT's require
+-- "sprof.auto".
+local function check_lua (path, cpath, module_dir, version)
+  version = version or "5.4"
+  local suffix = version == "5.1" and "" or "_" .. version:gsub("%.", "_")
+  local env = { ["LUA_PATH" .. suffix] = path, ["LUA_CPATH" .. suffix] = cpath }
+  local r = run_ok("lua" .. version .. " " .. q(h.script(hot_spot .. [[
 local sprof = require "sprof"
-print(package.searchpath("sprof", package.cpath))
+print(package.searchpath and package.searchpath("sprof", package.cpath)
+      or package.cpath:match("^(.*)/%?%.so") .. "/sprof.so")
 local p = sprof.new()
 p:start()
 hot_spot(0.3)
@@ -61,9 +65,9 @@ io.write(p:output("collapsed"))
   assert.is_true(hot_share(collapsed) > 0.5, collapsed)
 
   local out = h.tmpfile(".collapsed")
-  env.LUA_INIT_5_4 = 'require "sprof.auto"'
+  env["LUA_INIT" .. suffix] = 'require "sprof.auto"'
   env.SPROF_OUTPUT = out
-  run_ok("lua5.4 " .. q(h.script(hot_spot .. "hot_spot(0.3)\n")), env)
+  run_ok("lua" .. version .. " " .. q(h.script(hot_spot .. "hot_spot(0.3)\n")), env)
   local report = h.read(out) or ""
   assert.is_true(hot_share(report) > 0.5, report)
 end
@@ -164,6 +168,36 @@ describe("cmake --install into a temporary prefix", function ()
     check_command(prefix .. "/bin/sprof-lua")
   end)
 
+  -- the build makes them when liblua5.3-dev and liblua5.1-0-dev are there
+  for _, v in ipairs { "5.3", "5.1" } do
+    local built = h.read(h.build .. "/CMakeCache.txt"):find("LUA" .. v:gsub("%.", "") .. "_FOUND:INTERNAL=1", 1, true)
+    local test = built and it or pending
+    test("gives Lua " .. v .. " its module, Lua-side modules and sprof-lua" .. v, function ()
+      check_lua(prefix .. "/share/lua/" .. v .. "/?.lua", prefix .. "/lib/lua/" .. v .. "/?.so",
+                prefix .. "/lib/lua/" .. v, v)
+      local r = run_ok(q(prefix .. "/bin/sprof-lua" .. v) .. " -r collapsed -o - "
+                       .. q(h.script(hot_spot .. "hot_spot(0.3)\n")),
+                       { XDG_STATE_HOME = root .. "/state" })
+      assert.is_true(hot_share(r.out) > 0.5, r.out)
+    end)
+
+    test("gives a sprof-" .. v .. ".pc with which pkg-config builds a Lua " .. v .. " host", function ()
+      local env = { PKG_CONFIG_PATH = libdir .. "/pkgconfig" }
+      local source, host = h.tmpfile(".c"), h.tmpfile("")
+      local f = assert(io.open(source, "w"))
+      f:write((host_c:gsub("LUA_OK", "0")))
+      f:close()
+      run_ok(("cc -o %s %s $(pkg-config --cflags --libs sprof-%s)")
+             :format(q(host), q(source), v), env)
+      local report = h.tmpfile(".collapsed")
+      run_ok(("%s %s %s"):format(q(host), q(h.script(hot_spot .. "hot_spot(0.3)\n")),
+                                 q(report)),
+             { LD_LIBRARY_PATH = libdir })
+      local collapsed = h.read(report) or ""
+      assert.is_true(hot_share(collapsed) > 0.5, collapsed)
+    end)
+  end
+
   it("names no fixed prefix nor the build in sprof.pc and the Lua modules", function ()
     local r = h.run(("grep -rl -e %s -e /usr/local %s %s"):format(
       q(h.build), q(libdir .. "/pkgconfig/sprof.pc"), q(prefix .. "/share/lua/5.4/sprof")))
@@ -196,12 +230,12 @@ local function copy_sources (dest)
 end
 
 -- luarocks as the README runs it, with a HOME of its own.
-local function luarocks (dir, tree, args, env)
+local function luarocks (dir, tree, args, env, version)
   env = env or {}
   env.HOME = root .. "/home"
   env.CMAKE_BUILD_PARALLEL_LEVEL = "2"
-  return h.run(("mkdir -p %s && cd %s && luarocks --lua-version 5.4 --tree %s %s")
-               :format(q(env.HOME), q(dir), q(tree), args), env)
+  return h.run(("mkdir -p %s && cd %s && luarocks --lua-version %s --tree %s %s")
+               :format(q(env.HOME), q(dir), version or "5.4", q(tree), args), env)
 end
 
 describe("luarocks make", function ()
@@ -231,6 +265,33 @@ describe("luarocks make", function ()
 
   it("gives a sprof-lua that shows Lua and native frames", function ()
     check_command(tree .. "/bin/sprof-lua")
+  end)
+end)
+
+describe("luarocks --lua-version 5.3 make", function ()
+  local tree = root .. "/tree53"
+  local has_53 = h.run("pkg-config --exists lua5.3").status == 0
+  local test = has_53 and it or pending
+
+  lazy_setup(function ()
+    if not has_53 then return end
+    local src = fresh("rock")
+    copy_sources(src)
+    local r = luarocks(src, tree, "make", pkg_config_without("lua*"), "5.3")
+    assert(r.status == 0, r.out .. r.err)
+  end)
+
+  test("installs the 5.3 module, the Lua-side modules and sprof-lua5.3", function ()
+    local r = run_ok("cd " .. q(tree) .. " && find bin lib/lua share -type f | sort")
+    assert.are.equal("bin/sprof-lua5.3\nlib/lua/5.3/sprof.so\n"
+                     .. "share/lua/5.3/sprof/auto.lua\nshare/lua/5.3/sprof/web.lua\n",
+                     r.out)
+  end)
+
+  test("gives lua5.3 the module with the paths of luarocks path", function ()
+    local path = luarocks(root, tree, "path --lr-path", nil, "5.3").out:match("[^\n]+")
+    local cpath = luarocks(root, tree, "path --lr-cpath", nil, "5.3").out:match("[^\n]+")
+    check_lua(path, cpath, tree .. "/lib/lua/5.3", "5.3")
   end)
 end)
 

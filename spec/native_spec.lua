@@ -134,6 +134,7 @@ local chunk = {}
 chunk[1] = "local t = {}"
 for i = 1, 4000 do chunk[#chunk + 1] = ("t[%d] = { a = %d, b = 'x', c = function () return %d end }"):format(i, i, i) end
 chunk = table.concat(chunk, "\n")
+local load = loadstring or load  -- (5.1's load takes a function)
 local function compile ()
   local t0 = os.clock()
   repeat assert(load(chunk)) until os.clock() - t0 >= 0.2
@@ -141,7 +142,8 @@ end
 compile()
 ]]
     local compile = h.time_in(stacks, "compile")
-    local parser = time_along(stacks, { "compile", "load", "[parser]" })
+    local load = h.lua_version == "5.1" and "loadstring" or "load"
+    local parser = time_along(stacks, { "compile", load, "[parser]" })
     assert.is_true(parser >= 0.5 * compile, out)
   end)
 

@@ -4,6 +4,8 @@
 --
 --   LUA_INIT_5_4='require "sprof.auto"' SPROF_OUTPUT=profile.html lua5.4 app.lua
 --
+-- and the same with LUA_INIT_5_3 and lua5.3, or LUA_INIT and lua5.1.
+--
 -- SPROF_FORMAT (text, html, json, collapsed, speedscope, pprof; else from
 -- the file's extension), SPROF_INTERVAL, SPROF_CLOCK, SPROF_MEMORY=1 and
 -- SPROF_MEMORY_RATE=BYTES (which implies SPROF_MEMORY) as for libsprof.
@@ -93,8 +95,16 @@ if controlled then
   end
 end
 
--- a finalizer in the registry runs when lua5.4 closes the state
-debug.getregistry()["sprof.auto"] = setmetatable({}, { __gc = finish })
+-- a finalizer in the registry runs when Lua closes the state (5.1 runs
+-- the finalizers of userdata only: newproxy makes one there)
+local guard
+if newproxy then
+  guard = newproxy(true)
+  getmetatable(guard).__gc = finish
+else
+  guard = setmetatable({}, { __gc = finish })
+end
+debug.getregistry()["sprof.auto"] = guard
 
 local exit = os.exit
 os.exit = function (code, close)  -- os.exit does not close the state by default

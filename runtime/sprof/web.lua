@@ -10,6 +10,10 @@
 --   return require("sprof.web").magnet(lighty, handler, opts)
 --   -- lua-http:
 --   http_server.listen{ ..., onstream = require("sprof.web").lua_http(onstream, opts) }
+--   -- HAProxy (an HTTP service in the lua-load file):
+--   core.register_service("app", "http", require("sprof.web").haproxy(fn, opts))
+--   -- Apache mod_lua (the LuaMapHandler script's entry function):
+--   function handle (r) return require("sprof.web").apache(r, app, opts) end
 --   -- anything else: web.wants, web.new, web.profile / web.pprofile,
 --   -- web.respond (below)
 --
@@ -112,7 +116,9 @@ end
 local function same (a, b)
   if #a ~= #b then return false end
   local diff = 0
-  for i = 1, #a do diff = diff | (byte(a, i) ~ byte(b, i)) end
+  for i = 1, #a do  -- no bit operators: Lua 5.1 has none
+    if byte(a, i) ~= byte(b, i) then diff = diff + 1 end
+  end
   return diff == 0
 end
 
@@ -255,9 +261,30 @@ function web.new (opts, request)
   return rec
 end
 
-local function run (rec, fn, ...)
-  local guard <close> = rec
-  return fn(...)
+-- Lua 5.4 ends the run through a to-be-closed variable: on an error too,
+-- and the error goes on untouched. Older Lua (5.3 under HAProxy and
+-- Apache) cannot parse that: there fn runs under xpcall (its traceback
+-- kept in rec.trace), the run is ended, and the error is raised again.
+local pack = table.pack or function (...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+
+local closing = (loadstring or load)(
+  "return function (rec, fn, ...) local guard <close> = rec return fn(...) end")
+
+local run = closing and closing() or function (rec, fn, ...)
+  local function keep_trace (e)
+    rec.trace = debug.traceback(tostring(e), 2)
+    return e
+  end
+  local args = pack(...)
+  local res = pack(xpcall(function () return fn(unpack(args, 1, args.n)) end,
+                          keep_trace))
+  if res[1] then
+    record.__close(rec, nil)
+    return unpack(res, 2, res.n)
+  end
+  record.__close(rec, res[2])
+  error(res[2], 0)
 end
 
 -- Runs fn(...) as the profiled request and returns fn's results. An error
@@ -275,9 +302,9 @@ function web.pprofile (rec, fn, ...)
     trace = debug.traceback(tostring(e), 2)
     return e
   end
-  local res = table.pack(xpcall(run, handler, rec, fn, ...))
-  if res[1] then return table.unpack(res, 1, res.n) end
-  return false, res[2], trace
+  local res = pack(xpcall(run, handler, rec, fn, ...))
+  if res[1] then return unpack(res, 1, res.n) end
+  return false, res[2], rec.trace or trace
 end
 
 -- The report of a run without a save_dir, as a response: body, content
@@ -464,6 +491,147 @@ function web.lua_http (onstream, opts)
     -- the server's own error handling (its onerror) still sees the error
     if not ok then error(err, 0) end
   end
+end
+
+---------------------------------------------------------------------------
+-- HAProxy. Wraps the function of an HTTP service (Lua 5.3 in HAProxy 2.x):
+--   core.register_service("app", "http", web.haproxy(handler, opts))
+-- handler(applet) is the service's own function. HAProxy runs each request
+-- in a coroutine of its own and interrupts it every tune.lua.forced-yield
+-- instructions to let other requests run: the profiler runs in that
+-- coroutine, and the time it spends interrupted shows as [suspended].
+
+-- HAProxy's log (its log servers, and stderr unless quiet), else stderr.
+local function haproxy_log (msg)
+  local core = rawget(_G, "core")
+  if type(core) == "table" and type(core.log) == "function" then
+    for line in gmatch(msg, "[^\n]+") do core.log(core.err, line) end
+  else
+    default_log(msg)
+  end
+end
+
+-- With the report as the response, what the handler sends is dropped;
+-- everything else (applet.headers, applet:receive(), ...) is the applet's.
+local function applet_stand_in (applet)
+  local s = setmetatable({ [REAL] = applet }, stand_in)
+  for _, name in ipairs{ "set_status", "add_header", "start_response", "send" } do
+    rawset(s, name, swallow)
+  end
+  return s
+end
+
+function web.haproxy (handler, opts)
+  if type(handler) ~= "function" then
+    error("sprof.web: haproxy wants the service's function, got " .. type(handler), 2)
+  end
+  check(opts, 2)
+  if not (opts and opts.log) then
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    o.log = haproxy_log
+    checked[o] = true
+    opts = o
+  end
+  return function (applet)
+    local query = applet.qs
+    if query == "" then query = nil end
+    if not web.wants(opts, query) then return handler(applet) end
+
+    local request = { method = applet.method, path = applet.path, query = query }
+    local rec, why = web.new(opts, request)
+    if not rec and current.run then
+      -- HAProxy drops a coroutine it ends for its service timeout without
+      -- an error: its run stays current until collected (Lua 5.3 has no
+      -- to-be-closed variables). A full collection ends such runs.
+      collectgarbage()
+      rec, why = web.new(opts, request)
+    end
+    if not rec then
+      log(opts, "not profiled: " .. why)
+      return handler(applet)
+    end
+    if rec.save_dir then  -- the normal response; an error goes on as usual
+      return web.profile(rec, handler, applet)
+    end
+    local ok, err, trace = web.pprofile(rec, handler, applet_stand_in(applet))
+    if not ok then log(opts, (rec.method or "") .. " " .. (rec.path or "")
+                        .. " failed: " .. (trace or tostring(err))) end
+    if not ok and find(tostring(err), "execution timeout", 1, true) then
+      -- HAProxy's service timeout: it ends the request at its next yield,
+      -- and sending a report yields
+      log(opts, "the report of a request ended by tune.lua.service-timeout"
+                .. " cannot be sent: save_dir keeps it")
+      rec.profiler:reset()
+      error(err, 0)
+    end
+    local body, ctype, status = web.respond(rec)
+    applet:set_status(status)
+    applet:add_header("content-type", ctype)
+    applet:add_header("cache-control", "no-store")
+    applet:add_header("content-length", tostring(#body))
+    applet:start_response()
+    if lower(applet.method or "") ~= "head" then applet:send(body) end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Apache httpd mod_lua (Lua 5.3 on Debian 12). The LuaMapHandler script's
+-- entry function hands each request to the app's ordinary handler:
+--   function handle (r) return require("sprof.web").apache(r, app, opts) end
+-- handler(r) writes the response with r:puts / r:write, sets
+-- r.content_type and returns apache2.OK (or a status). mod_lua runs it in
+-- the main thread of a state that serves one request at a time.
+
+-- With the report as the response, what the handler writes is dropped;
+-- everything else (r.headers_in, r:parseargs(), r.status ...) is r's.
+local function request_stand_in (r)
+  local s = setmetatable({ [REAL] = r }, stand_in)
+  for _, name in ipairs{ "puts", "write", "sendfile", "flush" } do
+    rawset(s, name, swallow)
+  end
+  return s
+end
+
+-- Apache's error log, with the request's client (r:err), a line at a time.
+local function apache_log (r, opts)
+  if opts and opts.log then return opts end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.log = function (msg)
+    for line in gmatch(msg, "[^\n]+") do r:err(line) end
+  end
+  checked[o] = true
+  return o
+end
+
+local APACHE_OK = 0  -- apache2.OK: the handler has answered
+
+function web.apache (r, handler, opts)
+  if opts ~= nil and not checked[opts] then check(opts, 2) end
+  local query = r.args
+  if not web.wants(opts, query) then return handler(r) end
+
+  opts = apache_log(r, opts)
+  local rec, why = web.new(opts, { method = r.method, path = r.uri, query = query })
+  if not rec then
+    log(opts, "not profiled: " .. why)
+    return handler(r)
+  end
+  if rec.save_dir then  -- the normal response; an error goes on to mod_lua
+    return web.profile(rec, handler, r)
+  end
+  -- the report is the response: the headers the handler set are removed
+  local ok, err, trace = web.pprofile(rec, handler, request_stand_in(r))
+  if not ok then log(opts, (rec.method or "") .. " " .. (rec.path or "")
+                      .. " failed: " .. (trace or tostring(err))) end
+  local body, ctype, status = web.respond(rec)
+  for name in pairs(r:headers_out_table()) do r.headers_out[name] = nil end
+  r.status = status
+  r.content_type = ctype
+  r.headers_out["Cache-Control"] = "no-store"
+  r:write(body)
+  return APACHE_OK
 end
 
 return web

@@ -12,6 +12,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h"  /* luaL_newlib on 5.1 */
+
 #ifndef MODULE_OPEN
 #define MODULE_OPEN luaopen_crunch
 #endif

@@ -13,6 +13,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "compat.h"
+
 #include "sprof.h"
 
 #define ENOUGH 0.3
@@ -61,7 +63,7 @@ int main (int argc, char **argv) {
   }
   while (hot_seconds(L) < ENOUGH) {
     if (hint) sprof_resuming(co, L);
-    if (lua_resume(co, L, 0, &nres) != LUA_YIELD) {
+    if (compat_resume(co, L, 0, &nres) != LUA_YIELD) {
       fprintf(stderr, "host_resume: %s\n", lua_tostring(co, -1));
       return 1;
     }

@@ -12,6 +12,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h"  /* luaL_newlib on 5.1 */
+
 
 static int push_result (lua_State *L, int rc) {
   if (rc == 0) {
