@@ -194,8 +194,8 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   if (err != 0) {
     P->running = 0;
     memory_stop(P, NULL);
-    take_signal(P, 0);
     profile_unregister(P);
+    take_signal(P, 0);
     threads_stop(P);
     return fail(P, "sprof: cannot start the sampling timer: %s",
                 strerror(err));
@@ -223,8 +223,8 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
                    "called start()");
   if (P->controlled) control_remove(P);  /* takes what it sampled, pauses */
   if (atomic_load(&P->paused)) {  /* set up only: no timer, no last sample */
-    take_signal(P, 0);
     profile_unregister(P);
+    take_signal(P, 0);  /* after: unregistering drains a pending SIGPROF */
     threads_stop(P);
     P->running = 0;
     atomic_store(&P->paused, 0);  /* a later start() samples */
@@ -235,8 +235,8 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   }
   atomic_store(&P->in_hook, 1);  /* a last tick must not sample us */
   profile_timer_stop(P);
-  take_signal(P, 0);
   profile_unregister(P);
+  take_signal(P, 0);  /* after: unregistering drains a pending SIGPROF */
   atomic_store(&P->in_hook, 0);
   threads_stop(P);
   P->running = 0;

@@ -26,6 +26,7 @@ sprof_profiler *sprof_new (lua_State *L, const sprof_options *opts) {
   if (P == NULL) return NULL;
   P->host_L = L;
   P->show_host = !(opts && opts->no_host_frames);  /* a host wants them */
+  compat_mainthread(L);  /* 5.1: noted now, if L is the main thread */
   if (opts && (opts->memory || opts->memory_rate != 0)
       && profiler_set_memory(P, opts->memory_rate) != NULL) {
     snprintf(new_message, sizeof new_message, "%s", P->error);

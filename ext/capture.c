@@ -150,6 +150,8 @@ static int frame_of (Profiler *P, lua_State *L, lua_Debug *d,
   int known;
   *cfun = NULL;
   lua_getinfo(L, "S", d);
+  if (d->what[0] == 't')  /* 5.1: where a tail call was, its caller gone */
+    return -1;            /* (5.2 on keeps no such level) */
   if (d->what[0] == 'C') {
     lua_CFunction fn;
     const char *name;

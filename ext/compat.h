@@ -13,8 +13,10 @@
 
 #if LUA_VERSION_NUM >= 502
 #define SPROF_HOOKTAILCALL LUA_HOOKTAILCALL
+#define SPROF_HOOKTAILRET (-1)
 #else
-#define SPROF_HOOKTAILCALL (-1)  /* 5.1 tells a tail call as a call */
+#define SPROF_HOOKTAILCALL (-1)  /* 5.1 tells a tail call as a call, */
+#define SPROF_HOOKTAILRET LUA_HOOKTAILRET  /* and has returns of its own */
 #endif
 
 #ifndef LUA_OK

@@ -487,6 +487,7 @@ static void check_host (lua_State *L) {
 __attribute__((visibility("default")))
 int luaopen_sprof (lua_State *L) {
   check_host(L);
+  compat_mainthread(L);  /* 5.1: noted now, if this is the main thread */
   if (luaL_newmetatable(L, PROFILER_MT)) {
     luaL_setfuncs(L, profiler_meta, 0);
     luaL_newlib(L, profiler_methods);

@@ -316,3 +316,51 @@ SPROF_API void lua_close (lua_State *L) {
   if (!wrong_lua()) sprof_preload_closing(L);
   if (next) next(L);
 }
+
+
+/*
+** A host that resumes coroutines itself (HAProxy runs each request in
+** one) says so to the profiler, as C API hosts do with sprof_resuming:
+** the coroutine's time is then found in it. Lua's own coroutine.resume
+** (a call from inside the Lua library) is seen by the hook already.
+*/
+static void *next_resume (void) {
+  static _Atomic(void *) next;  /* looked up once: resumes are frequent */
+  void *fn = atomic_load(&next);
+  if (fn == NULL) atomic_store(&next, fn = real("lua_resume"));
+  return fn;
+}
+
+static int from_host (void *caller, void *lua_resume_fn) {
+  static _Atomic(void *) lua_base;  /* the object that holds lua_resume */
+  Dl_info info;
+  if (atomic_load(&lua_base) == NULL && dladdr(lua_resume_fn, &info))
+    atomic_store(&lua_base, info.dli_fbase);
+  return dladdr(caller, &info) && info.dli_fbase != atomic_load(&lua_base);
+}
+
+#if LUA_VERSION_NUM >= 504
+SPROF_API int lua_resume (lua_State *L, lua_State *from, int nargs,
+                          int *nres) {
+  int (*next)(lua_State *, lua_State *, int, int *) =
+    (int (*)(lua_State *, lua_State *, int, int *))next_resume();
+  if (!other && from_host(__builtin_return_address(0), (void *)next))
+    sprof_resuming(L, from);
+  return next(L, from, nargs, nres);
+}
+#elif LUA_VERSION_NUM >= 502
+SPROF_API int lua_resume (lua_State *L, lua_State *from, int nargs) {
+  int (*next)(lua_State *, lua_State *, int) =
+    (int (*)(lua_State *, lua_State *, int))next_resume();
+  if (!other && from_host(__builtin_return_address(0), (void *)next))
+    sprof_resuming(L, from);
+  return next(L, from, nargs);
+}
+#else
+SPROF_API int lua_resume (lua_State *L, int nargs) {
+  int (*next)(lua_State *, int) = (int (*)(lua_State *, int))next_resume();
+  if (!other && from_host(__builtin_return_address(0), (void *)next))
+    sprof_resuming(L, NULL);
+  return next(L, nargs);
+}
+#endif

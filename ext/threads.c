@@ -140,7 +140,8 @@ void capture_arm (Profiler *P) {
 ** count, 1 when armed), else NULL. Call it before disarming. */
 lua_Hook threads_due (Armed *t, lua_Debug *ar) {
   int event_mask = ar->event == SPROF_HOOKTAILCALL ? LUA_MASKCALL
-                                                 : 1 << ar->event;
+                 : ar->event == SPROF_HOOKTAILRET ? LUA_MASKRET
+                 : 1 << ar->event;
   if (t->chained_hook == NULL || !(t->chained_mask & event_mask)) return NULL;
   if (ar->event == LUA_HOOKCOUNT) {
     t->chained_left -= lua_gethookcount(t->L);

@@ -269,8 +269,8 @@ static const ValueOption *value_option (const char *o) {
 static int lua_option (Args *a, const char *o, const char *next) {
   int option = o[1];
   switch (option) {
-    case 'v': case 'E': case 'W':
-      if (o[2] != '\0') return 0;
+    case 'v': case 'E': case 'W':  /* (-W: warnings, from 5.4 on) */
+      if (o[2] != '\0' || (option == 'W' && LUA_VERSION_NUM < 504)) return 0;
       if (option == 'v') a->version = 1;
       else if (option == 'E') a->no_env = 1;
       else a->nlua++;
@@ -808,7 +808,11 @@ static int pmain (lua_State *L) {
   luaL_checkversion(L);
 #endif
   if (args.version) {
+#if LUA_VERSION_NUM >= 502
     printf("%s\n", LUA_COPYRIGHT);
+#else
+    printf("%s  %s\n", LUA_RELEASE, LUA_COPYRIGHT);  /* as lua5.1 -v */
+#endif
     fflush(stdout);
   }
   if (args.no_env) {  /* -E: tells the libraries to ignore LUA_PATH... */

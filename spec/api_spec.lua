@@ -189,7 +189,7 @@ describe("sprof (Lua API)", function ()
     local function timed (cmd)
       return "s=$(date +%s%N); " .. cmd .. "; echo $? $(( ($(date +%s%N) - s) / 1000000 ))"
     end
-    for _, cmd in ipairs { "lua5.4 " .. h.quote(script),
+    for _, cmd in ipairs { h.lua .. " " .. h.quote(script),
                            h.quote(h.sprof_lua) .. " -i 2 -o /dev/null " .. h.quote(h.script(spin)) } do
       local r = h.run(timed(cmd))
       local status, ms = r.out:match("^(%d+) (%d+)")
@@ -217,9 +217,23 @@ print("before")
 p:print()
 print("after")
 ]]
-    local r = h.run("lua5.4 " .. h.quote(script))
+    local r = h.run(h.lua .. " " .. h.quote(script))
     assert.are.equal(0, r.status, r.err)
     assert.matches("^before\n.*Samples: .*\nafter\n$", r.out)
     assert.is_nil(r.out:find("\27[", 1, true))  -- not a terminal: no colour
+  end)
+
+  it("sprof.web's core runs a request with its arguments, and tells its error", function ()
+    local script = h.script [[
+local web = require "sprof.web"
+local rec = assert(web.new({ enabled = true }, "GET /x"))
+print(web.pprofile(rec, function (a, b) local x = 0 for i = 1, 1e5 do x = x + i end return a + b end, 1, 2))
+local ok, err = web.pprofile(assert(web.new({ enabled = true }, "GET /y")), function () error("boom") end)
+print(ok, err)
+]]
+    local r = h.run(h.lua .. " " .. h.quote(script),
+                    { LUA_PATH = h.root .. "/runtime/?.lua;;" })
+    assert.are.equal(0, r.status, r.err)
+    assert.are.equal("true\t3\nfalse\t" .. script .. ":5: boom\n", r.out)
   end)
 end)

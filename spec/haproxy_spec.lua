@@ -415,3 +415,59 @@ describe("sprof.web on HAProxy: its forced yields and timeouts go on", function 
     hot(is_report(report), "crunch")
   end)
 end)
+
+-- Without sprof.web: libsprof-preload.so finds that HAProxy runs Lua 5.3
+-- and profiles its states; HAProxy runs each request in a coroutine it
+-- resumes itself, which the preloaded lua_resume tells the profiler of.
+describe("HAProxy under LD_PRELOAD=libsprof-preload.so", function ()
+  local PRELOAD = h.build .. "/libsprof-preload.so"
+  local test = exists(PRELOAD) and it or pending
+
+  test("reports the service's Lua functions when HAProxy stops", function ()
+    local dir = h.tmpfile("-reports")
+    assert(os.execute("mkdir -p " .. h.quote(dir)))
+    -- a plain service, no sprof.web: the time of /hot is in crunch
+    local plain = h.script([[
+local clock = os.clock
+local function crunch (n) local s = 0 for i = 1, n do s = s + i % 7 end return s end
+core.register_service("hot", "http", function (applet)
+  local t0 = clock()
+  repeat crunch(10000) until clock() - t0 >= 0.3
+  applet:set_status(200)
+  applet:add_header("content-length", "9")
+  applet:start_response()
+  applet:send("hot done\n")
+end)
+]])
+    local proc = haproxy(function (port)
+      return string.format([[
+global
+    nbthread 1
+    lua-load "%s"
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend test
+    bind 127.0.0.1:%d
+    http-request use-service lua.hot if { path /hot }
+    http-request return status 404
+]], plain, port)
+    end, { LD_PRELOAD = PRELOAD, SPROF_OUTPUT = dir .. "/hap-%p.collapsed" })
+    for _ = 1, 2 do assert.are.equal("hot done\n", request(proc.base .. "/hot").body) end
+    -- SIGUSR1 to HAProxy (timeout's child): its soft stop; the reports are
+    -- written as it exits
+    local children = h.read("/proc/" .. proc.pid .. "/task/" .. proc.pid .. "/children") or ""
+    for child in children:gmatch("%d+") do os.execute("kill -USR1 " .. child) end
+    for _ = 1, 100 do
+      if not alive(proc.pid) then break end
+      sleep(0.05)
+    end
+    stop_all()
+    local found = h.run("cat " .. h.quote(dir) .. "/hap-*.collapsed").out
+    local stacks = h.collapsed(found)
+    -- two requests of 0.3 s of CPU each in crunch, under the service
+    assert.is_true(h.time_along(stacks, { "crunch" }) >= 0.4e6, found)
+  end)
+end)

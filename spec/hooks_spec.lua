@@ -33,14 +33,17 @@ repeat
 until os.clock() - t0 >= 0.05
 local profiled, p = count_lines(n, true)
 assert(p:info().samples > 5, "too few samples")
-print(plain, profiled)
+print(plain, profiled, p:info().samples)
 ]]
-    local r = h.run("lua5.4 " .. h.quote(script))
+    local r = h.run(h.lua .. " " .. h.quote(script))
     assert.are.equal(0, r.status, r.err)
-    local plain, profiled = r.out:match("(%d+)%s+(%d+)")
+    local plain, profiled, samples = r.out:match("(%d+)%s+(%d+)%s+(%d+)")
     assert.is_truthy(plain, r.out)
-    -- the profiled run has the lines of p:start() and p:stop() on top
-    assert.is_true(tonumber(profiled) - tonumber(plain) <= 3, r.out)
+    -- the profiled run has the lines of p:start() and p:stop() on top; on
+    -- 5.3 each sample adds one more on the line it came at (5.3's
+    -- lua_sethook makes the next instruction count as a new line)
+    local extra = h.lua_version == "5.3" and tonumber(samples) or 0
+    assert.is_true(tonumber(profiled) - tonumber(plain) <= 3 + extra, r.out)
     assert.is_true(tonumber(plain) > 600000, r.out)
   end)
 
@@ -57,7 +60,7 @@ p:stop()
 debug.sethook()
 print(calls, counts)
 ]]
-    local r = h.run("lua5.4 " .. h.quote(script))
+    local r = h.run(h.lua .. " " .. h.quote(script))
     assert.are.equal(0, r.status, r.err)
     local calls, counts = r.out:match("(%d+)%s+(%d+)")
     assert.is_true(tonumber(calls) >= 200000, r.out)
@@ -79,7 +82,7 @@ local f = debug.gethook()
 debug.sethook()
 print(lines, f ~= nil)
 ]]
-    local r = h.run("lua5.4 " .. h.quote(script))
+    local r = h.run(h.lua .. " " .. h.quote(script))
     assert.are.equal(0, r.status, r.err)
     local lines, kept = r.out:match("(%d+)%s+(%a+)")
     assert.is_true(tonumber(lines) >= 600000, r.out)

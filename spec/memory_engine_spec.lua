@@ -95,7 +95,9 @@ describe("memory profiling (engine)", function ()
     assert.are.equal(100000, #t)
   end)
 
-  it("collects before it counts the live heap, running no finalizer of the program's", function ()
+  -- (5.1 has no collection that runs no finalizers: garbage counts as live)
+  local not_51 = h.lua_version == "5.1" and pending or it
+  not_51("collects before it counts the live heap, running no finalizer of the program's", function ()
     -- (the program stopped its collector: a finalizer runs when lua5.4
     -- closes the state, not when the profiler stops)
     local script = h.script [[
@@ -111,7 +113,7 @@ p:stop()
 local info = p:info()
 print("stopped", info.live_bytes < info.alloc_bytes / 4, collectgarbage("count") * 1024 < info.alloc_bytes / 2)
 ]]
-    local r = h.run("lua5.4 " .. h.quote(script))
+    local r = h.run(h.lua .. " " .. h.quote(script))
     assert.are.equal(0, r.status, r.err)
     assert.are.equal("stopped\ttrue\ttrue\nfinalized\n", r.out)
   end)

@@ -33,7 +33,7 @@ local run_prefix
 local function memory_run ()
   if not run_prefix then
     run_prefix = h.tmpfile("")
-    local r = h.run("lua5.4 " .. h.quote(h.script(MEMORY)) .. " " .. h.quote(run_prefix))
+    local r = h.run(h.lua .. " " .. h.quote(h.script(MEMORY)) .. " " .. h.quote(run_prefix))
     assert(r.status == 0, r.err)
   end
   return run_prefix
@@ -101,7 +101,9 @@ describe("pprof of a memory profile", function ()
     assert.matches("PeriodType: wall nanoseconds", raw.out, 1, true)
   end)
 
-  it("-sample_index=alloc_space and inuse_space name who allocates and who keeps", function ()
+  -- (5.1 has no collection that runs no finalizers: garbage counts as live)
+  local not_51 = h.lua_version == "5.1" and pending or it
+  not_51("-sample_index=alloc_space and inuse_space name who allocates and who keeps", function ()
     local pb = h.quote(memory_run() .. ".pb.gz")
     local s = session()
     local total = sums(s)

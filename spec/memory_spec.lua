@@ -59,8 +59,14 @@ repeat
 until os.clock() - t0 >= 0.2 and #kept >= 200000
 ]]
 
+-- Lua 5.1 interns every string (a 1 KiB one cannot be made without a
+-- temporary), its allocator is not told an object's type, and it has no
+-- collection that runs no finalizers: garbage counts as live there.
+local on_51 = h.lua_version == "5.1"
+
 describe("memory profiles", function ()
-  it("share the bytes allocated as the program did (80/20 within 5 points)", function ()
+  local not_51 = on_51 and pending or it
+  not_51("share the bytes allocated as the program did (80/20 within 5 points)", function ()
     local r, stacks = memory_stacks("", SPLIT)
     local want, bytes = r.err:match("^(%S+) (%d+)\n")
     want, bytes = tonumber(want), tonumber(bytes)
@@ -75,7 +81,7 @@ describe("memory profiles", function ()
                    string.format("%d bytes estimated, %d allocated", t + s, bytes))
   end)
 
-  it("give the live bytes to the function that keeps them", function ()
+  not_51("give the live bytes to the function that keeps them", function ()
     local _, stacks, total = memory_stacks("--memory-view live", LIVE)
     assert.is_true(total > 8 * 2^20)  -- 200000 tables of 4 kept
     local keeper, dropper = h.time_in(stacks, "keeper"), h.time_in(stacks, "dropper")
@@ -86,7 +92,7 @@ describe("memory profiles", function ()
     assert.is_true(h.time_in(alloc, "dropper") > 0.3 * h.time_in(alloc, "keeper"))
   end)
 
-  it("give the live view through the Lua API", function ()
+  not_51("give the live view through the Lua API", function ()
     local script = h.script([[
 local sprof = require "sprof"
 local p = sprof.new{ memory = true }
@@ -95,7 +101,7 @@ p:start()
 p:stop()
 io.write(p:output("collapsed", { memory_view = "live" }))
 ]])
-    local r = h.run("lua5.4 " .. h.quote(script))
+    local r = h.run(h.lua .. " " .. h.quote(script))
     assert.are.equal(0, r.status, r.err)
     local stacks, total = h.collapsed(r.out)
     assert.is_true(h.time_in(stacks, "keeper") >= 0.9 * total)
@@ -104,7 +110,9 @@ io.write(p:output("collapsed", { memory_view = "live" }))
 
   it("charge what a C function allocates to it, under its Lua caller", function ()
     local _, stacks = memory_stacks("", [[
-local function reps () local s for i = 1, 20 do s = string.rep("ab", 20000) end return s end
+-- (a new content each time: Lua 5.1 would find the same string interned)
+local n = 0
+local function reps () local s for i = 1, 20 do n = n + 1 s = string.rep(n .. "", 8000) end return s end
 local parts = {}
 for i = 1, 2000 do parts[i] = string.rep("x", 20) .. i end
 local function concats () local s for i = 1, 20 do s = table.concat(parts) end return s end
@@ -120,7 +128,7 @@ repeat reps() concats() until os.clock() - t0 >= 0.3
     end
   end)
 
-  it("say what was allocated in a last frame: [table], [string]", function ()
+  not_51("say what was allocated in a last frame: [table], [string]", function ()
     local _, stacks = memory_stacks("", [[
 local P, Q = string.rep("p", 300), string.rep("q", 300)
 local function tables () for i = 1, 1000 do local t = {} end end
@@ -213,11 +221,11 @@ repeat tables() strings() until os.clock() - t0 >= 0.2
       "print('before') error('boom')",
     } do
       local script = h.script(code)
-      local plain = h.run("lua5.4 " .. h.quote(script) .. " a b")
+      local plain = h.run(h.lua .. " " .. h.quote(script) .. " a b")
       local r = h.sprof("--memory -o " .. h.quote(h.tmpfile(".txt")), script, "a b")
       assert.are.equal(plain.status, r.status, code)
       assert.are.equal(plain.out, r.out, code)
-      assert.are.equal(plain.err:gsub("lua5%.4", "X"), r.err:gsub(h.sprof_lua:gsub("%p", "%%%0"), "X"))
+      assert.are.equal(plain.err:gsub(h.lua:gsub("%p", "%%%0"), "X"), r.err:gsub(h.sprof_lua:gsub("%p", "%%%0"), "X"))
     end
   end)
 end)

@@ -302,7 +302,10 @@ function web.pprofile (rec, fn, ...)
     trace = debug.traceback(tostring(e), 2)
     return e
   end
-  local res = pack(xpcall(run, handler, rec, fn, ...))
+  local args = pack(...)  -- (5.1's xpcall passes no arguments on)
+  local res = pack(xpcall(function ()
+    return run(rec, fn, unpack(args, 1, args.n))
+  end, handler))
   if res[1] then return unpack(res, 1, res.n) end
   return false, res[2], rec.trace or trace
 end

@@ -9,6 +9,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "compat.h"  /* LUA_OK on 5.1 */
+
 
 int main (int argc, char **argv) {
   lua_State *first, *second;
