@@ -45,11 +45,7 @@ end
 
 local running = {}  -- started servers not stopped yet
 
-local function sleep (s) os.execute("sleep " .. s) end
-
-local function alive (pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-end
+local sleep, alive = h.sleep, h.alive
 
 -- Starts the example on Apache (run-apache PORT ARGS...) in the background
 -- with a clean sprof environment plus 'env'; stdout and stderr (Apache's
@@ -91,19 +87,7 @@ end
 
 local CURL = h.CURL
 
--- One HTTP request; { status =, body =, headers = { lower-case name = value } }.
--- status is nil when no response came.
-local function request (url, extra)
-  local body, head = h.tmpfile(".body"), h.tmpfile(".head")
-  local r = h.run(string.format(CURL .. " %s -o %s -D %s -w '%%{http_code}' %s",
-    extra or "", h.quote(body), h.quote(head), h.quote(url)))
-  local headers = {}
-  for name, value in (h.read(head) or ""):gmatch("([%w%-]+):%s*([^\r\n]*)") do
-    headers[name:lower()] = value
-  end
-  local status = tonumber(r.out)
-  return { status = status ~= 0 and status or nil, body = h.read(body) or "", headers = headers }
-end
+local request = h.request
 
 -- The example on Apache, on a free port, once it answers.
 local function apache (args, env)
@@ -136,64 +120,13 @@ end
 ---------------------------------------------------------------------------
 -- reports
 
-local function session_of (page)
-  local text = page:match('<script[^>]- id="sprof%-data"[^>]*>(.-)</script>')
-  assert(text, "no session in the page: " .. page:sub(1, 200))
-  return assert(json.decode(text))
-end
-
-local function is_report (r)
-  assert.are.equal(200, r.status)
-  assert.are.equal("text/html; charset=utf-8", r.headers["content-type"])
-  assert.matches("^<!DOCTYPE html>", r.body)
-  return session_of(r.body)
-end
-
--- Time (ns) of the stacks through a frame called 'name', and of all.
-local function time_in (session, name)
-  local sum, total = 0, 0
-  for _, s in ipairs(session.stacks) do
-    total = total + s.weight_ns
-    for _, i in ipairs(s.frames) do
-      if session.frames[i + 1].name == name then sum = sum + s.weight_ns break end
-    end
-  end
-  return sum, total
-end
-
-local function has_frame (session, name)
-  for _, f in ipairs(session.frames) do
-    if f.name == name then return true end
-  end
-  return false
-end
+local session_of, is_report = h.session_of, h.is_report
+local time_in, has_frame = h.session_time, h.has_frame
+local files, wait_files = h.files, h.wait_files
 
 -- The hot function is most of the time Lua ran (not of the time Apache
 -- waited for requests, which a whole state's profile also holds).
-local function hot (session, name)
-  local t, total = time_in(session, name)
-  total = total - time_in(session, "(outside Lua)")
-  assert.is_true(total > 0)
-  assert.is_true(t / total > 0.5, string.format("%s: %.0f%% of the report", name, 100 * t / total))
-end
-
-local function files (dir)
-  local list = {}
-  local p = io.popen("ls -1 " .. h.quote(dir))
-  for name in p:lines() do list[#list + 1] = name end
-  p:close()
-  table.sort(list)
-  return list
-end
-
--- Waits (up to 10 s) until 'dir' holds n files.
-local function wait_files (dir, n)
-  for _ = 1, 200 do
-    if #files(dir) >= n then break end
-    sleep(0.05)
-  end
-  return files(dir)
-end
+local function hot (session, name) h.hot(session, name, "(outside Lua)") end
 
 local NAME = "^%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d%-"  -- date-time-
 

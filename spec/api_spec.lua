@@ -234,6 +234,6 @@ print(ok, err)
     local r = h.run(h.lua .. " " .. h.quote(script),
                     { LUA_PATH = h.root .. "/runtime/?.lua;;" })
     assert.are.equal(0, r.status, r.err)
-    assert.are.equal("true\t3\nfalse\t" .. script .. ":5: boom\n", r.out)
+    assert.are.equal("true\t3\nfalse\t" .. script .. ":4: boom\n", r.out)
   end)
 end)

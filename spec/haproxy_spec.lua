@@ -7,7 +7,6 @@
 -- ends a service that never stops. Every server runs under `timeout` and
 -- is stopped in the teardowns.
 local h = require "spec.helper"
-local json = require "dkjson"
 
 local EXAMPLE = h.root .. "/examples/web"
 local MODULE = h.build .. "/lua5.3/sprof.so"
@@ -34,11 +33,7 @@ end
 
 local running = {}  -- started servers not stopped yet
 
-local function sleep (s) os.execute("sleep " .. s) end
-
-local function alive (pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-end
+local sleep, alive = h.sleep, h.alive
 
 -- Starts a command in the checkout, in the background, with a clean
 -- sprof.web environment plus 'env'; stdout and stderr go to files.
@@ -76,21 +71,7 @@ end
 
 local CURL = h.CURL
 
--- One HTTP request; { status =, body =, headers = { lower-case name = value },
--- time = seconds }. status is nil when no response came.
-local function request (url)
-  local body, head = h.tmpfile(".body"), h.tmpfile(".head")
-  local r = h.run(string.format(CURL .. " -o %s -D %s -w '%%{http_code} %%{time_total}' %s",
-    h.quote(body), h.quote(head), h.quote(url)))
-  local headers = {}
-  for name, value in (h.read(head) or ""):gmatch("([%w%-]+):%s*([^\r\n]*)") do
-    headers[name:lower()] = value
-  end
-  local status, time = r.out:match("^(%d+) ([%d.]+)")
-  status = tonumber(status)
-  return { status = status ~= 0 and status or nil, body = h.read(body) or "",
-           headers = headers, time = tonumber(time) }
-end
+local request = h.request
 
 -- Starts a request in the background; its result is read with finish().
 local function start_request (url)
@@ -226,57 +207,13 @@ end
 ---------------------------------------------------------------------------
 -- reports
 
-local function session_of (page)
-  local text = page:match('<script[^>]- id="sprof%-data"[^>]*>(.-)</script>')
-  assert(text, "no session in the page: " .. page:sub(1, 200))
-  return assert(json.decode(text))
-end
-
-local function is_report (r)
-  assert.are.equal(200, r.status)
-  assert.are.equal("text/html; charset=utf-8", r.headers["content-type"])
-  assert.matches("^<!DOCTYPE html>", r.body)
-  return session_of(r.body)
-end
-
--- Time (ns) of the stacks through a frame called 'name', and of all.
-local function time_in (session, name)
-  local sum, total = 0, 0
-  for _, s in ipairs(session.stacks) do
-    total = total + s.weight_ns
-    for _, i in ipairs(s.frames) do
-      if session.frames[i + 1].name == name then sum = sum + s.weight_ns break end
-    end
-  end
-  return sum, total
-end
+local session_of, is_report = h.session_of, h.is_report
+local time_in = h.session_time
+local files, wait_files = h.files, h.wait_files
 
 -- The hot function is most of the time the request ran (not of the time
 -- it was suspended while HAProxy ran other work).
-local function hot (session, name)
-  local t, total = time_in(session, name)
-  total = total - time_in(session, "[suspended]")
-  assert.is_true(total > 0)
-  assert.is_true(t / total > 0.5, string.format("%s: %.0f%% of the report", name, 100 * t / total))
-end
-
-local function files (dir)
-  local list = {}
-  local p = io.popen("ls -1 " .. h.quote(dir))
-  for name in p:lines() do list[#list + 1] = name end
-  p:close()
-  table.sort(list)
-  return list
-end
-
--- Waits (up to 10 s) until 'dir' holds n files.
-local function wait_files (dir, n)
-  for _ = 1, 200 do
-    if #files(dir) >= n then break end
-    sleep(0.05)
-  end
-  return files(dir)
-end
+local function hot (session, name) h.hot(session, name, "[suspended]") end
 
 local function starting (fn)
   return function ()

@@ -197,4 +197,97 @@ end
 -- with them); the servers keep them: the sanitized sprof.so needs them.
 helper.CURL = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS curl -s -m 60"
 
+---------------------------------------------------------------------------
+-- Real servers and their reports (web, Apache and HAProxy specs).
+
+function helper.sleep (s) os.execute("sleep " .. s) end
+
+function helper.alive (pid)
+  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+end
+
+-- One HTTP request, with curl options 'extra'; { status =, body =,
+-- headers = { lower-case name = value }, time = seconds }. status is nil
+-- when no response came.
+function helper.request (url, extra)
+  local body, head = helper.tmpfile(".body"), helper.tmpfile(".head")
+  local r = helper.run(string.format(
+    helper.CURL .. " %s -o %s -D %s -w '%%{http_code} %%{time_total}' %s",
+    extra or "", sh_quote(body), sh_quote(head), sh_quote(url)))
+  local headers = {}
+  for name, value in (read_all(head) or ""):gmatch("([%w%-]+):%s*([^\r\n]*)") do
+    headers[name:lower()] = value
+  end
+  local status, time = r.out:match("^(%d+) ([%d.]+)")
+  status = tonumber(status)
+  return { status = status ~= 0 and status or nil, body = read_all(body) or "",
+           headers = headers, time = tonumber(time) }
+end
+
+-- The session inside an HTML report (dkjson loaded only by the specs
+-- that read reports).
+function helper.session_of (page)
+  local text = page:match('<script[^>]- id="sprof%-data"[^>]*>(.-)</script>')
+  assert(text, "no session in the page: " .. page:sub(1, 200))
+  return assert(require("dkjson").decode(text))
+end
+
+-- The session of a response that must be an HTML report.
+function helper.is_report (r)
+  assert.are.equal(200, r.status)
+  assert.are.equal("text/html; charset=utf-8", r.headers["content-type"])
+  assert.matches("^<!DOCTYPE html>", r.body)
+  return helper.session_of(r.body)
+end
+
+-- Time (ns) of the session's stacks through a frame called 'name', and
+-- of all its stacks.
+function helper.session_time (session, name)
+  local sum, total = 0, 0
+  for _, s in ipairs(session.stacks) do
+    total = total + s.weight_ns
+    for _, i in ipairs(s.frames) do
+      if session.frames[i + 1].name == name then sum = sum + s.weight_ns break end
+    end
+  end
+  return sum, total
+end
+
+function helper.has_frame (session, name)
+  for _, f in ipairs(session.frames) do
+    if f.name == name then return true end
+  end
+  return false
+end
+
+-- Asserts that the function 'name' is most of the session's time, leaving
+-- out the time of the frame 'not_counted' (the time Lua did not run:
+-- "[suspended]" between slices of a request, "(outside Lua)" in a whole
+-- state's profile).
+function helper.hot (session, name, not_counted)
+  local t, total = helper.session_time(session, name)
+  total = total - helper.session_time(session, not_counted)
+  assert.is_true(total > 0)
+  assert.is_true(t / total > 0.5, string.format("%s: %.0f%% of the report", name, 100 * t / total))
+end
+
+-- The names of the files in 'dir', sorted.
+function helper.files (dir)
+  local list = {}
+  local p = io.popen("ls -1 " .. sh_quote(dir))
+  for name in p:lines() do list[#list + 1] = name end
+  p:close()
+  table.sort(list)
+  return list
+end
+
+-- Waits (up to 10 s) until 'dir' holds n files; returns their names.
+function helper.wait_files (dir, n)
+  for _ = 1, 200 do
+    if #helper.files(dir) >= n then break end
+    helper.sleep(0.05)
+  end
+  return helper.files(dir)
+end
+
 return helper

@@ -144,7 +144,9 @@ end)
 
 
 describe("the JSON session of a memory profile", function ()
-  it("has the rate, each stack's memory, and the heap on the timeline", function ()
+  -- (5.1: no [table]/[string] leaves, so no stack of memory samples only)
+  local not_51 = h.lua_version == "5.1" and pending or it
+  not_51("has the rate, each stack's memory, and the heap on the timeline", function ()
     local s = session()
     assert.are.equal(524288, s.memory_rate)
     local memory_only = 0

@@ -165,7 +165,7 @@ repeat tables() strings() until os.clock() - t0 >= 0.2
     assert.not_matches("Memory:", time.err)
   end)
 
-  it("load back from a saved session in each view", function ()
+  not_51("load back from a saved session in each view", function ()
     local json = h.tmpfile(".json")
     local r = h.sprof("--memory -o " .. h.quote(json), h.script(LIVE))
     assert.are.equal(0, r.status, r.err)
