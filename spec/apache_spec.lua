@@ -95,11 +95,7 @@ local function apache (args, env)
     local port = h.free_port()
     local proc = spawn(port, args, env)
     proc.base = "http://127.0.0.1:" .. port
-    for _ = 1, 200 do
-      if not alive(proc.pid) then break end
-      if request(proc.base .. "/ready-check").status then return proc end
-      sleep(0.05)
-    end
+    if h.wait_ready(proc) then return proc end
     stop(proc)
   end
   error("Apache did not start")
@@ -107,15 +103,7 @@ end
 
 -- A setup that starts servers: if one fails to start, those already
 -- started are stopped before the error goes on.
-local function starting (fn)
-  return function ()
-    local ok, err = pcall(fn)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end
-end
+local function starting (fn) return h.starting(stop_all, fn) end
 
 ---------------------------------------------------------------------------
 -- reports

@@ -53,21 +53,7 @@ local function spawn (cmd, env)
 end
 
 -- Stops the servers: TERM, then KILL to what is left after 5 s.
-local function stop_all ()
-  for proc in pairs(running) do os.execute("kill -TERM " .. proc.pid .. " 2>/dev/null") end
-  for proc in pairs(running) do
-    for _ = 1, 100 do
-      if not alive(proc.pid) then break end
-      sleep(0.05)
-    end
-    if alive(proc.pid) then  -- the server (timeout's child), then timeout
-      local children = h.read("/proc/" .. proc.pid .. "/task/" .. proc.pid .. "/children") or ""
-      for child in children:gmatch("%d+") do os.execute("kill -KILL " .. child .. " 2>/dev/null") end
-      os.execute("kill -KILL " .. proc.pid .. " 2>/dev/null")
-    end
-    running[proc] = nil
-  end
-end
+local function stop_all () h.stop_servers(running) end
 
 local CURL = h.CURL
 
@@ -94,16 +80,6 @@ local function finish (pending_request)
   error("a request did not end")
 end
 
--- Waits until the server answers (or gives up after 10 s).
-local function wait_ready (proc)
-  for _ = 1, 200 do
-    if not alive(proc.pid) then return false end
-    if request(proc.base .. "/ready-check").status then return true end
-    sleep(0.05)
-  end
-  return false
-end
-
 -- HAProxy in the foreground (-db) on a free port, with the configuration
 -- make_config(port) returns.
 local function haproxy (make_config, env)
@@ -115,7 +91,7 @@ local function haproxy (make_config, env)
     for k, v in pairs(env or {}) do vars[k] = v end
     local proc = spawn("haproxy -db -f " .. h.quote(conf), vars)
     proc.base = "http://127.0.0.1:" .. port
-    if wait_ready(proc) then return proc end
+    if h.wait_ready(proc) then return proc end
   end
   stop_all()
   error("haproxy did not start")
@@ -215,15 +191,9 @@ local files, wait_files = h.files, h.wait_files
 -- it was suspended while HAProxy ran other work).
 local function hot (session, name) h.hot(session, name, "[suspended]") end
 
-local function starting (fn)
-  return function ()
-    local ok, err = pcall(fn)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end
-end
+-- A setup that starts servers: if one fails to start, those already
+-- started are stopped before the error goes on.
+local function starting (fn) return h.starting(stop_all, fn) end
 
 ---------------------------------------------------------------------------
 

@@ -206,6 +206,56 @@ function helper.alive (pid)
   return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
 end
 
+-- Stops the servers 'procs' (all when nil) still in 'running', the set
+-- of those started under `timeout`: TERM to all (lighttpd takes up to a
+-- second to see it), then waits for each; KILL to what is left after 5 s.
+function helper.stop_servers (running, procs)
+  if not procs then
+    procs = {}
+    for proc in pairs(running) do procs[#procs + 1] = proc end
+  end
+  for _, proc in ipairs(procs) do
+    if running[proc] then os.execute("kill -TERM " .. proc.pid .. " 2>/dev/null") end
+  end
+  for _, proc in ipairs(procs) do
+    if running[proc] then
+      running[proc] = nil
+      for _ = 1, 100 do
+        if not helper.alive(proc.pid) then break end
+        helper.sleep(0.05)
+      end
+      if helper.alive(proc.pid) then  -- the server (timeout's child), then timeout
+        local children = read_all("/proc/" .. proc.pid .. "/task/" .. proc.pid .. "/children") or ""
+        for child in children:gmatch("%d+") do os.execute("kill -KILL " .. child .. " 2>/dev/null") end
+        os.execute("kill -KILL " .. proc.pid .. " 2>/dev/null")
+      end
+    end
+  end
+end
+
+-- Waits until the server at proc.base answers (or gives up after 10 s, or
+-- when it has ended); true when it does.
+function helper.wait_ready (proc)
+  for _ = 1, 200 do
+    if not helper.alive(proc.pid) then return false end
+    if helper.request(proc.base .. "/ready-check").status then return true end
+    helper.sleep(0.05)
+  end
+  return false
+end
+
+-- A setup that starts servers: if one fails to start, stop_all() stops
+-- those already started before the error goes on.
+function helper.starting (stop_all, fn)
+  return function ()
+    local ok, err = pcall(fn)
+    if not ok then
+      stop_all()
+      error(err, 0)
+    end
+  end
+end
+
 -- One HTTP request, with curl options 'extra'; { status =, body =,
 -- headers = { lower-case name = value }, time = seconds }. status is nil
 -- when no response came.
@@ -232,8 +282,10 @@ function helper.session_of (page)
   return assert(require("dkjson").decode(text))
 end
 
--- The session of a response that must be an HTML report.
+-- The session of a response that must be an HTML report. (busted's
+-- assert is luassert; the global one here is Lua's.)
 function helper.is_report (r)
+  local assert = require "luassert"
   assert.are.equal(200, r.status)
   assert.are.equal("text/html; charset=utf-8", r.headers["content-type"])
   assert.matches("^<!DOCTYPE html>", r.body)
@@ -265,6 +317,7 @@ end
 -- "[suspended]" between slices of a request, "(outside Lua)" in a whole
 -- state's profile).
 function helper.hot (session, name, not_counted)
+  local assert = require "luassert"
   local t, total = helper.session_time(session, name)
   total = total - helper.session_time(session, not_counted)
   assert.is_true(total > 0)

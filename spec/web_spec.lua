@@ -35,34 +35,9 @@ local function spawn (cmd, env)
   return proc
 end
 
--- Stops servers: TERM to all (lighttpd takes up to a second to see it),
--- then waits for each; KILL to what is left after 5 s.
-local function stop (...)
-  local procs = { ... }
-  for _, proc in ipairs(procs) do
-    if running[proc] then os.execute("kill -TERM " .. proc.pid .. " 2>/dev/null") end
-  end
-  for _, proc in ipairs(procs) do
-    if running[proc] then
-      running[proc] = nil
-      for _ = 1, 100 do
-        if not alive(proc.pid) then break end
-        sleep(0.05)
-      end
-      if alive(proc.pid) then  -- the server (timeout's child), then timeout
-        local children = h.read("/proc/" .. proc.pid .. "/task/" .. proc.pid .. "/children") or ""
-        for child in children:gmatch("%d+") do os.execute("kill -KILL " .. child .. " 2>/dev/null") end
-        os.execute("kill -KILL " .. proc.pid .. " 2>/dev/null")
-      end
-    end
-  end
-end
-
-local function stop_all ()
-  local procs = {}
-  for proc in pairs(running) do procs[#procs + 1] = proc end
-  stop(table.unpack(procs))
-end
+-- Stops servers (TERM, then KILL after 5 s).
+local function stop (...) h.stop_servers(running, { ... }) end
+local function stop_all () h.stop_servers(running) end
 
 local free_port = h.free_port
 
@@ -89,16 +64,6 @@ local function items_n (base)
   return n
 end
 
--- Waits until the server answers (or gives up after 10 s).
-local function wait_ready (proc, base)
-  for _ = 1, 200 do
-    if not alive(proc.pid) then return false end
-    if request(base .. "/ready-check").status then return true end
-    sleep(0.05)
-  end
-  return false
-end
-
 -- lighttpd with mod_magnet running 'script' (a file), on a free port.
 local function lighttpd (script, env)
   for _ = 1, 5 do  -- another program may take the port first
@@ -115,7 +80,7 @@ magnet.attract-raw-url-to = ( %q )
     f:close()
     local proc = spawn("lighttpd -D -f " .. h.quote(conf), env)
     proc.base = "http://127.0.0.1:" .. port
-    if wait_ready(proc, proc.base) then return proc end
+    if h.wait_ready(proc) then return proc end
     stop(proc)
   end
   error("lighttpd did not start")
@@ -180,15 +145,7 @@ local NAME = "^%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d%-"  -- date-time-
 
 -- A setup that starts servers: if one fails to start, those already
 -- started are stopped before the error goes on.
-local function starting (fn)
-  return function ()
-    local ok, err = pcall(fn)
-    if not ok then
-      stop_all()
-      error(err, 0)
-    end
-  end
-end
+local function starting (fn) return h.starting(stop_all, fn) end
 
 ---------------------------------------------------------------------------
 
