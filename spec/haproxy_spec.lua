@@ -361,7 +361,9 @@ frontend test
     http-request use-service lua.hot if { path /hot }
     http-request return status 404
 ]], plain, port)
-    end, { LD_PRELOAD = PRELOAD, SPROF_OUTPUT = dir .. "/hap-%p.collapsed" })
+    end, { LD_PRELOAD = (os.getenv("LD_PRELOAD") and os.getenv("LD_PRELOAD") .. " " or "")
+                        .. PRELOAD,  -- (after a sanitizer runtime CI puts first)
+           SPROF_OUTPUT = dir .. "/hap-%p.collapsed" })
     for _ = 1, 2 do assert.are.equal("hot done\n", request(proc.base .. "/hot").body) end
     -- SIGUSR1 to HAProxy (timeout's child): its soft stop; the reports are
     -- written as it exits

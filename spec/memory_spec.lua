@@ -133,8 +133,9 @@ repeat reps() concats() until os.clock() - t0 >= 0.3
 local P, Q = string.rep("p", 300), string.rep("q", 300)
 local function tables () for i = 1, 1000 do local t = {} end end
 local function strings () for i = 1, 1000 do local s = P .. Q end end
-local t0 = os.clock()
-repeat tables() strings() until os.clock() - t0 >= 0.2
+-- some 60 samples of tables at least (a slow build runs fewer rounds)
+local t0, rounds = os.clock(), 0
+repeat tables() strings() rounds = rounds + 1 until os.clock() - t0 >= 0.2 and rounds >= 600
 ]])
     for _, case in ipairs { { "tables", "[table]" }, { "strings", "[string]" } } do
       local fn, leaf = case[1], case[2]
