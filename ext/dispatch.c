@@ -242,15 +242,14 @@ DISPATCH_API void lua_close (lua_State *L) {
 ** arguments travel in the same registers (x86-64, arm64): the compromise
 ** of a library that cannot know the signature it is called with.
 */
-static int from_host (void *caller, void *lua_resume_fn) {
-  Dl_info caller_info, lua_info;
-  return dladdr(caller, &caller_info) && dladdr(lua_resume_fn, &lua_info)
-         && caller_info.dli_fbase != lua_info.dli_fbase;
-}
 
 DISPATCH_API int lua_resume (lua_State *L, void *second, int nargs,
                              int *nres) {
-  static _Atomic(void *) next_found;  /* RTLD_NEXT's, looked up once */
+  /* RTLD_NEXT's lua_resume and its backend, looked up once: resumes are
+     frequent */
+  static _Atomic(void *) next_found;
+  static _Atomic(Backend *) next_backend;
+  static atomic_int next_known;
   void *caller = __builtin_return_address(0);
   void *next = atomic_load(&next_found);
   Backend *b;
@@ -258,8 +257,17 @@ DISPATCH_API int lua_resume (lua_State *L, void *second, int nargs,
     atomic_store(&next_found, next);
   if (next == NULL && (next = real("lua_resume", caller)) == NULL)
     return 2;  /* LUA_ERRRUN; no Lua is there to resume anything */
-  b = in_backend ? NULL : backend_for(next);
-  if (b != NULL && from_host(caller, next)) {
+  if (in_backend) b = NULL;
+  else if (next == atomic_load(&next_found) && atomic_load(&next_known))
+    b = atomic_load(&next_backend);
+  else {
+    b = backend_for(next);
+    if (next == atomic_load(&next_found)) {
+      atomic_store(&next_backend, b);
+      atomic_store(&next_known, 1);
+    }
+  }
+  if (b != NULL && !luaversion_inside(caller, next)) {
     in_backend = 1;
     b->resuming(L, b->version >= 502 ? (lua_State *)second : NULL);
     in_backend = 0;

@@ -8,5 +8,6 @@
 
 int luaversion_of (const void *lua_function);
 const char *luaversion_name (int version);
+int luaversion_inside (const void *caller, const void *fn);
 
 #endif

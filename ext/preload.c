@@ -331,20 +331,14 @@ static void *next_resume (void) {
   return fn;
 }
 
-static int from_host (void *caller, void *lua_resume_fn) {
-  static _Atomic(void *) lua_base;  /* the object that holds lua_resume */
-  Dl_info info;
-  if (atomic_load(&lua_base) == NULL && dladdr(lua_resume_fn, &info))
-    atomic_store(&lua_base, info.dli_fbase);
-  return dladdr(caller, &info) && info.dli_fbase != atomic_load(&lua_base);
-}
 
 #if LUA_VERSION_NUM >= 504
 SPROF_API int lua_resume (lua_State *L, lua_State *from, int nargs,
                           int *nres) {
   int (*next)(lua_State *, lua_State *, int, int *) =
     (int (*)(lua_State *, lua_State *, int, int *))next_resume();
-  if (!other && from_host(__builtin_return_address(0), (void *)next))
+  if (!other && !luaversion_inside(__builtin_return_address(0),
+                                    (void *)next))
     sprof_resuming(L, from);
   return next(L, from, nargs, nres);
 }
@@ -352,14 +346,16 @@ SPROF_API int lua_resume (lua_State *L, lua_State *from, int nargs,
 SPROF_API int lua_resume (lua_State *L, lua_State *from, int nargs) {
   int (*next)(lua_State *, lua_State *, int) =
     (int (*)(lua_State *, lua_State *, int))next_resume();
-  if (!other && from_host(__builtin_return_address(0), (void *)next))
+  if (!other && !luaversion_inside(__builtin_return_address(0),
+                                    (void *)next))
     sprof_resuming(L, from);
   return next(L, from, nargs);
 }
 #else
 SPROF_API int lua_resume (lua_State *L, int nargs) {
   int (*next)(lua_State *, int) = (int (*)(lua_State *, int))next_resume();
-  if (!other && from_host(__builtin_return_address(0), (void *)next))
+  if (!other && !luaversion_inside(__builtin_return_address(0),
+                                    (void *)next))
     sprof_resuming(L, NULL);
   return next(L, nargs);
 }
