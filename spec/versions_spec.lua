@@ -125,3 +125,28 @@ describe("sprof-lua5.3 and sprof-lua5.1", function ()
   end
   if #others == 0 then pending("only the 5.4 build") end
 end)
+
+describe("sprof.auto with SPROF_PERIOD", function ()
+  for _, v in ipairs(others) do
+    it("writes pprof files that go tool pprof reads, on lua" .. v, function ()
+      local dir = h.tmpfile("-periods")
+      assert(os.execute("mkdir -p " .. q(dir)))
+      local init = v == "5.1" and "LUA_INIT" or "LUA_INIT_" .. v:gsub("%.", "_")
+      local env = cpath_env(v, h.build .. "/lua" .. v)
+      env[init] = 'require "sprof.auto"'
+      env.LUA_PATH = h.root .. "/runtime/?.lua;;"
+      env.SPROF_PERIOD = "0.1"
+      env.SPROF_OUTPUT = dir .. "/p-%n.pb.gz"
+      -- 0.5 s of CPU in hot_spot: some periods
+      local r = h.run("lua" .. v .. " " .. q(h.script((HOT:gsub("hot_spot%(0%.2%)", "hot_spot(0.5)")))), env)
+      assert.are.equal(0, r.status, r.err)
+      assert.are.equal("", r.err)
+      local list = h.run("ls " .. q(dir)).out
+      assert.is_truthy(list:match("p%-1%.pb%.gz\n"), list)
+      local top = h.go_pprof("-top " .. q(dir .. "/p-1.pb.gz"))
+      assert.are.equal(0, top.status, top.err)
+      assert.matches("hot_spot", top.out)
+    end)
+  end
+  if #others == 0 then pending("only the 5.4 build") end
+end)
