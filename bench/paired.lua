@@ -6,18 +6,21 @@
 -- processes. Time is os.clock(), the CPU time of the whole process, so
 -- the wall clock's sampler thread is counted. Start and stop are outside
 -- the timed part: their cost is printed apart, in milliseconds.
+-- Runs on Lua 5.4, 5.3 and 5.1 (lua5.3 bench/paired.lua ... with
+-- lua5.3/sprof.so on LUA_CPATH_5_3).
 --   lua5.4 bench/paired.lua INTERVAL CLOCK lua|native PAIRS script.lua [args...]
 local sprof = require "sprof"
+local unpack = table.unpack or unpack  -- 5.1: a global
 local interval, clock, mode = tonumber(arg[1]), arg[2], arg[3]
 local pairs_n, script = tonumber(arg[4]), arg[5]
-local args = table.pack(table.unpack(arg, 6))
+local args = { n = #arg - 5, unpack(arg, 6) }
 local chunk = assert(loadfile(script))
-arg = { [0] = script, table.unpack(args, 1, args.n) }
+arg = { [0] = script, unpack(args, 1, args.n) }
 print = function () end  -- the workloads print their result
 
 local p = sprof.new { interval = interval, clock = clock, native = mode == "native" }
 
-local function run () chunk(table.unpack(args, 1, args.n)) end
+local function run () chunk(unpack(args, 1, args.n)) end
 
 -- Each half starts from a collected heap: otherwise one half pays for
 -- the other's garbage, and the collector's cycle spans several halves.
@@ -43,8 +46,8 @@ end
 
 local function median (t)
   table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
+  local half = math.floor(#t / 2)
+  return #t % 2 == 1 and t[half + 1] or (t[half] + t[half + 1]) / 2
 end
 
 run()  -- warm up: the first run pays for page faults and cache misses

@@ -4,14 +4,16 @@
 --   lua5.4 bench/profiled.lua INTERVAL CLOCK NATIVE script.lua [args...]
 -- NATIVE is "native" or "lua". With SPROF_BENCH_INFO set, prints on
 -- stderr the cost of one signal (a native capture) in microseconds.
+-- Runs on Lua 5.4, 5.3 and 5.1, each with its own sprof.so.
 local sprof = require "sprof"
+local unpack = table.unpack or unpack  -- 5.1: a global
 local interval, clock, native, script = tonumber(arg[1]), arg[2], arg[3], arg[4]
-local args = table.pack(table.unpack(arg, 5))
+local args = { n = #arg - 4, unpack(arg, 5) }
 local p = sprof.new { interval = interval, clock = clock, native = native == "native" }
-arg = { [0] = script, table.unpack(args, 1, args.n) }
+arg = { [0] = script, unpack(args, 1, args.n) }
 local chunk = assert(loadfile(script))
 p:start()
-chunk(table.unpack(args, 1, args.n))
+chunk(unpack(args, 1, args.n))
 p:stop()
 p:write("/dev/null", "text")
 if os.getenv("SPROF_BENCH_INFO") then
