@@ -393,8 +393,8 @@ static int l_tostring (lua_State *L) {
 ** fn's results. The profiler is a to-be-closed value, so an error in fn
 ** stops it and goes on unchanged, with its original traceback.
 */
-#if LUA_VERSION_NUM >= 504
-static int l_profile (lua_State *L) {
+/* Puts a new, started profiler at slot 1, before fn and its arguments. */
+static int insert_started (lua_State *L) {
   int nargs = lua_gettop(L) - 1;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_pushcfunction(L, l_new);
@@ -403,6 +403,12 @@ static int l_profile (lua_State *L) {
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0);
   lua_insert(L, 1);          /* profiler, fn, args... */
+  return nargs;
+}
+
+#if LUA_VERSION_NUM >= 504
+static int l_profile (lua_State *L) {
+  int nargs = insert_started(L);
   lua_toclose(L, 1);
   lua_call(L, nargs, LUA_MULTRET);
   return lua_gettop(L);      /* closing slot 1 on return stops it */
@@ -418,14 +424,7 @@ static int stop_at_error (lua_State *L) {
 }
 
 static int l_profile (lua_State *L) {
-  int nargs = lua_gettop(L) - 1;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_pushcfunction(L, l_new);
-  lua_call(L, 0, 1);
-  lua_pushcfunction(L, l_start);
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0);
-  lua_insert(L, 1);          /* profiler, fn, args... */
+  int nargs = insert_started(L);
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, stop_at_error, 1);
   lua_insert(L, 2);          /* profiler, handler, fn, args... */

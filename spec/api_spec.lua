@@ -236,4 +236,22 @@ print(ok, err)
     assert.are.equal(0, r.status, r.err)
     assert.are.equal("true\t3\nfalse\t" .. script .. ":4: boom\n", r.out)
   end)
+
+  it("sprof.profile in its own interpreter: results back, an error unchanged, stopped", function ()
+    local script = h.script [[
+local sprof = require "sprof"
+local p, a, b = sprof.profile(function (x, y) return x + y, "two" end, 1, 2)
+print(a, b, p:running())
+local ok, err = pcall(sprof.profile, function () error({ code = 7 }) end)
+print(ok, type(err), err.code)
+ok, err = pcall(sprof.profile, function () error("boom") end)
+print(ok, err)
+-- the profiler of the failed call was stopped: a new one starts
+print(sprof.new():start():running())
+]]
+    local r = h.run(h.lua .. " " .. h.quote(script))
+    assert.are.equal(0, r.status, r.err)
+    assert.are.equal("3\ttwo\tfalse\nfalse\ttable\t7\nfalse\t" .. script
+                     .. ":6: boom\ntrue\n", r.out)
+  end)
 end)
