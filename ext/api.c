@@ -44,6 +44,18 @@ Profiler *profiler_new (double interval, const char *clock, int native,
     *error = "sprof: unknown clock (use \"wall\" or \"cpu\")";
     return NULL;
   }
+#ifdef SPROF_LUAJIT
+  /* LuaJIT's timer runs on CPU time, in whole milliseconds; native frames
+     would need its SIGPROF (see jit.c) */
+  if (interval < 0.001) {
+    *error = "sprof: on LuaJIT the interval is at least 0.001 s (LuaJIT's "
+             "profiler ticks in whole milliseconds)";
+    return NULL;
+  }
+  interval = (double)(long)(interval * 1000 + 0.5) / 1000;
+  kind = CLOCK_KIND_CPU;
+  native = 0;
+#endif
   P = calloc(1, sizeof *P);
   if (P == NULL || !session_init(&P->session)) {
     free(P);
@@ -151,6 +163,12 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   if (P->running)
     return fail(P, "sprof: start() called on a running profiler; "
                    "call stop() first");
+#ifdef SPROF_LUAJIT
+  if (!jit_claim(P))
+    return fail(P, "sprof: LuaJIT runs one profiler at a time in a process "
+                   "(its profiler is process-wide): stop the other one first");
+  P->own_ns = 0;
+#endif
   P->L = L;
   P->tid = profile_gettid();
   P->foreign = 0;  /* stopped in a forked child, started again there */
@@ -162,7 +180,10 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   threads_start(P, L);
   if (P->ring) native_prepare_thread(P->ring);
   err = profile_register(P);
-  if (err != 0) threads_stop(P);
+  if (err != 0) {
+    threads_stop(P);
+    jit_release(P);
+  }
   if (err == EBUSY)
     return fail(P, "sprof: another profiler is already running on this "
                    "Lua state; stop it first");
@@ -186,6 +207,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   if (P->memory.rate > 0 && !memory_start(P, L)) {
     profile_unregister(P);
     threads_stop(P);
+    jit_release(P);
     return fail(P, "sprof: out of memory");
   }
   P->running = 1;
@@ -197,11 +219,28 @@ const char *profiler_start (Profiler *P, lua_State *L) {
     profile_unregister(P);
     take_signal(P, 0);
     threads_stop(P);
+    jit_release(P);
     return fail(P, "sprof: cannot start the sampling timer: %s",
                 strerror(err));
   }
   return NULL;
 }
+
+
+#ifdef SPROF_LUAJIT
+/*
+** LuaJIT's samples come with CPU time, so a profile started in a
+** coroutine (a request) sees none while it waits: the wall time of the
+** run that its own samples do not cover was spent suspended (waiting, or
+** other coroutines ran), or blocked in a C function.
+*/
+static void add_suspended_run (Profiler *P) {
+  uint64_t wall = capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
+  int f = session_frame(&P->session, FRAME_PSEUDO, "[suspended]", "", 0, NULL);
+  if (f >= 0 && wall > P->own_ns)
+    session_add_stack(&P->session, &f, 1, wall - P->own_ns, 1);
+}
+#endif
 
 
 /*
@@ -241,9 +280,13 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   threads_stop(P);
   P->running = 0;
   atomic_store(&P->in_hook, 1);  /* the last sample's allocations are ours */
+  P->own_ns += capture_now(P->clock) - P->last_ns;
   if (L != NULL) capture_record(P, L, level);
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
   atomic_store(&P->in_hook, 0);
+#ifdef SPROF_LUAJIT
+  if (P->L != P->main) add_suspended_run(P);
+#endif
   memory_stop(P, L);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;
   S->cpu_ns += capture_now(CLOCK_KIND_CPU) - P->run_cpu_ns;
@@ -258,6 +301,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   S->sampler_ns = P->sampler_cpu_ns;
   return NULL;
 }
+
 
 
 const char *profiler_stop (Profiler *P) {
@@ -285,6 +329,10 @@ void profiler_reset (Profiler *P) {
 /* Profiles memory too, sampling an allocation every 'rate' bytes on
 ** average (0: the default, 512 KiB). */
 const char *profiler_set_memory (Profiler *P, double rate) {
+#ifdef SPROF_LUAJIT
+  if (rate >= 0)  /* not asked for: NaN */
+    return fail(P, "sprof: memory profiling is not available on LuaJIT");
+#endif
   if (P->running)
     return fail(P, "sprof: memory profiling is set before start()");
   if (!(rate >= 0) || rate > 1e12)

@@ -471,6 +471,51 @@ void capture_record (Profiler *P, lua_State *L, int level) {
 }
 
 
+/* The leaf that says what the VM did at a LuaJIT tick, or NULL when it
+** interpreted Lua code. At 'C' the C function has returned by the time
+** of the callback: its time stands under the Lua function that called
+** it. */
+static const char *vmstate_leaf (int vmstate) {
+  switch (vmstate) {
+    case 'N': return "[jit compiled]";
+    case 'C': return "[C code]";
+    case 'G': return "[gc]";
+    case 'J': return "[jit compiler]";
+    default: return NULL;
+  }
+}
+
+
+/*
+** A LuaJIT sample (jit.c): the Lua frames of L now, weighed by the time
+** since the last one, with the VM's state as a leaf. While the thread
+** that started is suspended, the sample is another coroutine's (another
+** request's): its time is not this profile's.
+*/
+void capture_jit_sample (Profiler *P, lua_State *L, int vmstate) {
+  const char *leaf = vmstate_leaf(vmstate);
+  uint64_t t0 = capture_now(CLOCK_KIND_WALL), weight;
+  int n, f;
+  if (atomic_load(&P->in_hook) || !P->running) return;  /* stopping */
+  atomic_store(&P->in_hook, 1);
+  weight = take_weight(P, capture_now(P->clock));
+  if (L == P->L || lua_status(P->L) != LUA_YIELD) {
+    n = lua_frames(P, L, 0, NULL);
+    f = leaf ? session_frame(&P->session, FRAME_PSEUDO, leaf, "", 0, NULL)
+             : -1;
+    if (f >= 0 && n < SPROF_MAX_DEPTH) {
+      memmove(P->stack + 1, P->stack, (size_t)n * sizeof *P->stack);
+      P->stack[0] = f;
+      n++;
+    }
+    P->last_node = add_sample(P, P->stack, n, weight);
+    P->own_ns += weight;
+  }
+  P->hook_ns += capture_now(CLOCK_KIND_WALL) - t0;
+  atomic_store(&P->in_hook, 0);
+}
+
+
 /*
 ** The hook, in whichever armed thread runs first. At a call event the
 ** callee has not started yet: the sample belongs to its caller, so level

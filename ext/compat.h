@@ -3,6 +3,7 @@
 ** The engine is compiled once per version (5.4, 5.3, 5.1), each time
 ** against that version's lua.h; the code is written to the 5.4 API, and
 ** this header supplies what an older Lua lacks or does otherwise.
+** LuaJIT (SPROF_LUAJIT) has 5.1's API with some of 5.2's functions.
 */
 #ifndef sprof_compat_h
 #define sprof_compat_h
@@ -10,6 +11,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#if defined(LUA_LJDIR) && !defined(SPROF_LUAJIT)  /* LuaJIT's luaconf.h */
+#define SPROF_LUAJIT 1
+#endif
+#ifdef SPROF_LUAJIT
+#include <luajit.h>
+#endif
 
 #if LUA_VERSION_NUM >= 502
 #define SPROF_HOOKTAILCALL LUA_HOOKTAILCALL
@@ -153,11 +160,13 @@ static inline int compat_resume (lua_State *co, lua_State *from, int nargs,
 
 #define lua_rawlen(L, i) lua_objlen(L, i)
 #define lua_pushglobaltable(L) lua_pushvalue(L, LUA_GLOBALSINDEX)
-#define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs(L, l, 0))
 
 static inline int lua_absindex (lua_State *L, int idx) {
   return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + 1 + idx;
 }
+
+#ifndef SPROF_LUAJIT  /* these LuaJIT has */
+#define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs(L, l, 0))
 
 static inline void luaL_setfuncs (lua_State *L, const luaL_Reg *l, int nup) {
   (void)nup;  /* always 0 here */
@@ -171,6 +180,8 @@ static inline void luaL_setmetatable (lua_State *L, const char *name) {
   luaL_getmetatable(L, name);
   lua_setmetatable(L, -2);
 }
+
+#endif
 
 static inline int luaL_getsubtable (lua_State *L, int idx, const char *name) {
   lua_getfield(L, idx, name);
@@ -196,6 +207,7 @@ static inline const char *luaL_tolstring (lua_State *L, int idx, size_t *len) {
   return lua_tolstring(L, -1, len);
 }
 
+#ifndef SPROF_LUAJIT
 /* msg and a traceback of L1 from 'level', by debug.traceback */
 static inline void luaL_traceback (lua_State *L, lua_State *L1,
                                    const char *msg, int level) {
@@ -215,6 +227,7 @@ static inline void luaL_traceback (lua_State *L, lua_State *L1,
     lua_pushstring(L, msg ? msg : "");
   }
 }
+#endif
 #endif
 
 
@@ -251,6 +264,13 @@ static inline void luaL_traceback (lua_State *L, lua_State *L1,
 #pragma weak lua_remove
 #pragma weak lua_setfenv
 #pragma weak lua_tonumber
+#endif
+#ifdef SPROF_LUAJIT  /* what PUC Lua 5.1 does not have */
+#pragma weak luaJIT_profile_start
+#pragma weak luaJIT_profile_stop
+#pragma weak luaL_setfuncs
+#pragma weak luaL_setmetatable
+#pragma weak luaL_traceback
 #endif
 
 #endif

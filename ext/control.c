@@ -512,6 +512,14 @@ static void forget_after_fork (void) {
 int control_configure (const ControlSettings *c, char *why, size_t whylen) {
   pthread_condattr_t attr;
   int err;
+#ifdef SPROF_LUAJIT
+  /* LuaJIT's profiler is started and stopped in the Lua thread, not by
+     a controller thread */
+  (void)c;
+  snprintf(why, whylen, "sprof: SPROF_SIGNAL and SPROF_PERIOD are not "
+           "available on LuaJIT: profile with SPROF_OUTPUT at exit");
+  return -1;
+#endif
   pthread_mutex_lock(&C.lock);
   if (C.configured) {  /* the first settings stand */
     pthread_mutex_unlock(&C.lock);

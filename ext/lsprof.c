@@ -7,6 +7,9 @@
 **   p:write(path, format)
 **   sprof.profile(fn, ...) --> p, results of fn
 */
+#define _GNU_SOURCE  /* dladdr */
+#include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,15 +472,49 @@ static const luaL_Reg module_functions[] = {
 };
 
 
+int luaopen_sprof (lua_State *L);
+
+#if LUA_VERSION_NUM == 501 && !defined(SPROF_LUAJIT)
+/*
+** LuaJIT looks for C modules where Lua 5.1 does (lib/lua/5.1): this
+** module, found there by LuaJIT, opens the LuaJIT build installed beside
+** it (sprof_luajit.so), or, in the build tree, ../luajit/sprof.so.
+*/
+static lua_CFunction luajit_build (void) {
+  static const char *const beside[] = {"sprof_luajit.so", "../luajit/sprof.so"};
+  Dl_info self;
+  char path[PATH_MAX];
+  const char *slash;
+  size_t i;
+  if (!dladdr((void *)luaopen_sprof, &self) || self.dli_fname == NULL
+      || (slash = strrchr(self.dli_fname, '/')) == NULL)
+    return NULL;
+  for (i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+    void *lib;
+    snprintf(path, sizeof path, "%.*s/%s", (int)(slash - self.dli_fname),
+             self.dli_fname, beside[i]);
+    lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);  /* kept: the module lives */
+    if (lib != NULL) return (lua_CFunction)(uintptr_t)dlsym(lib, "luaopen_sprof");
+  }
+  return NULL;
+}
+#endif
+
+
 /* This module calls the Lua it was built for: in another, it must stop
 ** before it calls anything (the functions that differ are weak symbols,
 ** so that it loads at all, see compat.h). */
 static void check_host (lua_State *L) {
+#ifdef SPROF_LUAJIT
+  int built = LUAVERSION_JIT;
+#else
+  int built = LUA_VERSION_NUM;
+#endif
   int host = luaversion_of((const void *)lua_gettop);
-  if (host == 0 || host == LUA_VERSION_NUM) return;
+  if (host == 0 || host == built) return;
   lua_pushfstring(L, "sprof: this sprof.so is built for %s, and this "
                   "program runs %s: require the sprof built for %s",
-                  luaversion_name(LUA_VERSION_NUM), luaversion_name(host),
+                  luaversion_name(built), luaversion_name(host),
                   luaversion_name(host));
   lua_error(L);
 }
@@ -485,6 +522,19 @@ static void check_host (lua_State *L) {
 
 __attribute__((visibility("default")))
 int luaopen_sprof (lua_State *L) {
+#if LUA_VERSION_NUM == 501 && !defined(SPROF_LUAJIT)
+  if (luaversion_of((const void *)lua_gettop) == LUAVERSION_JIT) {
+    lua_CFunction open = luajit_build();
+    if (open == NULL) {
+      lua_pushliteral(L, "sprof: this sprof.so is built for Lua 5.1, and "
+                      "this program runs LuaJIT; the LuaJIT build is not "
+                      "beside it: build sprof with libluajit2-5.1-dev "
+                      "installed");
+      lua_error(L);
+    }
+    return open(L);
+  }
+#endif
   check_host(L);
   compat_mainthread(L);  /* 5.1: noted now, if this is the main thread */
   if (luaL_newmetatable(L, PROFILER_MT)) {

@@ -123,6 +123,9 @@ typedef struct Profiler {
                              while it is profiled */
   int foreign;            /* inherited through fork: its threads are the
                              parent's, so it is never stopped or joined */
+  uint64_t own_ns;        /* LuaJIT: weight of this run's own samples; the
+                             rest of its wall time, when it started in a
+                             coroutine, it was suspended */
   char error[256];        /* the last error message */
 } Profiler;
 
@@ -134,6 +137,17 @@ void capture_learn_module (Profiler *P, lua_State *L, const char *module);
 void capture_free_cnames (Profiler *P);
 void capture_rename_cfunctions (Profiler *P, lua_State *L);
 uint64_t capture_now (ClockKind clock);
+void capture_jit_sample (Profiler *P, lua_State *L, int vmstate);
+
+/* jit.c: the LuaJIT back-end (SPROF_LUAJIT) */
+#ifdef SPROF_LUAJIT
+int jit_claim (Profiler *P);
+void jit_release (Profiler *P);
+int jit_timer_start (Profiler *P);
+void jit_timer_stop (Profiler *P);
+#else
+static inline void jit_release (Profiler *P) { (void)P; }
+#endif
 
 /* threads.c */
 void threads_start (Profiler *P, lua_State *L);

@@ -245,6 +245,7 @@ void profile_unregister (Profiler *P) {
 
 
 /* ------------------------------------------------ wall clock: sampler */
+#ifndef SPROF_LUAJIT  /* LuaJIT samples with its own timer (jit.c) */
 
 /*
 ** Arms the profiled thread from the sampler thread. lua_sethook from
@@ -324,6 +325,7 @@ static void *sampler_main (void *arg) {
   return NULL;
 }
 
+#endif
 
 /* The CPU time of the sampler threads so far, the running one's too:
 ** control.c reads it at each period's end, from the thread that starts
@@ -338,6 +340,8 @@ uint64_t profile_sampler_ns (const Profiler *P) {
   return ns;
 }
 
+
+#ifndef SPROF_LUAJIT  /* LuaJIT samples with its own timer (jit.c) */
 
 /* The condition's clock is the monotonic one, as the ticks' deadlines. */
 static int sampler_init_wait (Profiler *P) {
@@ -429,6 +433,8 @@ static void cputimer_stop (Profiler *P) {
   P->timer_made = 0;
 }
 
+#endif
+
 
 /*
 ** Native frames can only be unwound on the thread itself, in a signal
@@ -436,16 +442,24 @@ static void cputimer_stop (Profiler *P) {
 ** does not interrupt waits; the sampler thread still covers those).
 */
 int profile_timer_start (Profiler *P) {
+#ifdef SPROF_LUAJIT
+  return jit_timer_start(P);  /* LuaJIT's own timer (jit.c) */
+#else
   int err;
   if (P->clock == CLOCK_KIND_CPU) return cputimer_start(P);
   err = sampler_start(P);
   if (err == 0 && P->ring != NULL && (err = cputimer_start(P)) != 0)
     sampler_stop(P);
   return err;
+#endif
 }
 
 
 void profile_timer_stop (Profiler *P) {
+#ifdef SPROF_LUAJIT
+  jit_timer_stop(P);
+#else
   cputimer_stop(P);
   if (P->clock == CLOCK_KIND_WALL) sampler_stop(P);
+#endif
 }

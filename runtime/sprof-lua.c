@@ -23,6 +23,17 @@
 
 int luaopen_sprof (lua_State *L);
 
+/* the interpreter this one stands in for, as its users call it */
+#if defined(SPROF_LUAJIT)
+#define LUA_PROGRAM "luajit"
+#elif LUA_VERSION_NUM == 504
+#define LUA_PROGRAM "lua5.4"
+#elif LUA_VERSION_NUM == 503
+#define LUA_PROGRAM "lua5.3"
+#else
+#define LUA_PROGRAM "lua5.1"
+#endif
+
 #define MAX_LOADS 64
 
 static const char *progname = "sprof-lua";
@@ -71,7 +82,7 @@ static void usage (FILE *f) {
     "       %s [options] --load session.json [--load ...]\n"
     "       %s [options] --load-prev\n"
     "       %s [options] --diff before.json after.json\n"
-    "Runs Lua 5.4 code as lua5.4 would run it, under the sprof sampling\n"
+    "Runs Lua code as " LUA_PROGRAM " would run it, under the sprof sampling\n"
     "profiler, and writes a report of where the time went (and with --memory,\n"
     "the memory) when it ends.\n\n"
     "options:\n"
@@ -110,7 +121,7 @@ static void usage (FILE *f) {
     "      --diff-absolute   compare seconds (bytes), not shares of each run\n"
     "  -h, --help            this help\n"
     "      --version         print the version\n\n"
-    "lua options, as lua5.4 takes them (mixed freely with the above):\n"
+    "lua options, as " LUA_PROGRAM " takes them (mixed freely with the above):\n"
     "  -e stat               execute string 'stat'\n"
     "  -l mod                require library 'mod' into global 'mod'\n"
     "  -l g=mod              require library 'mod' into global 'g'\n"
@@ -808,7 +819,9 @@ static int pmain (lua_State *L) {
   luaL_checkversion(L);
 #endif
   if (args.version) {
-#if LUA_VERSION_NUM >= 502
+#if defined(SPROF_LUAJIT)
+    printf("%s -- %s. %s\n", LUAJIT_VERSION, LUAJIT_COPYRIGHT, LUAJIT_URL);
+#elif LUA_VERSION_NUM >= 502
     printf("%s\n", LUA_COPYRIGHT);
 #else
     printf("%s  %s\n", LUA_RELEASE, LUA_COPYRIGHT);  /* as lua5.1 -v */
