@@ -18,6 +18,15 @@
 #include <luajit.h>
 #endif
 
+#include "luaversion.h"
+
+/* The Lua this engine is compiled for, as luaversion_of names it. */
+#ifdef SPROF_LUAJIT
+#define SPROF_BUILT_FOR LUAVERSION_JIT
+#else
+#define SPROF_BUILT_FOR LUA_VERSION_NUM
+#endif
+
 #if LUA_VERSION_NUM >= 502
 #define SPROF_HOOKTAILCALL LUA_HOOKTAILCALL
 #define SPROF_HOOKTAILRET (-1)

@@ -52,8 +52,9 @@ static __thread int in_backend;  /* a backend runs: its own states (scratch
 ** 5.4, libsprof-5.3.so.0 for 5.3... */
 static void *open_backend (int version) {
   static const char *const names[] = {"libsprof.so.0", "libsprof-5.3.so.0",
-                                      "libsprof-5.1.so.0"};
-  static const int versions[] = {504, 503, 501};
+                                      "libsprof-5.1.so.0",
+                                      "libsprof-luajit.so.0"};
+  static const int versions[] = {504, 503, 501, LUAVERSION_JIT};
   char path[4096];
   Dl_info self;
   const char *slash;

@@ -505,11 +505,7 @@ static lua_CFunction luajit_build (void) {
 ** before it calls anything (the functions that differ are weak symbols,
 ** so that it loads at all, see compat.h). */
 static void check_host (lua_State *L) {
-#ifdef SPROF_LUAJIT
-  int built = LUAVERSION_JIT;
-#else
-  int built = LUA_VERSION_NUM;
-#endif
+  int built = SPROF_BUILT_FOR;
   int host = luaversion_of((const void *)lua_gettop);
   if (host == 0 || host == built) return;
   lua_pushfstring(L, "sprof: this sprof.so is built for %s, and this "

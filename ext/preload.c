@@ -257,12 +257,12 @@ static void *real (const char *name) {
   if (!checked && fn != NULL) {
     int version = luaversion_of(fn);
     checked = 1;
-    other = version != 0 && version != LUA_VERSION_NUM;
+    other = version != 0 && version != SPROF_BUILT_FOR;
     if (other)
       fprintf(stderr, "sprof: this libsprof is built for %s, and this program "
               "runs %s: preload libsprof-preload.so, which finds the right "
               "one; the program runs unprofiled\n",
-              luaversion_name(LUA_VERSION_NUM), luaversion_name(version));
+              luaversion_name(SPROF_BUILT_FOR), luaversion_name(version));
   }
   return fn;
 }

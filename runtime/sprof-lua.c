@@ -127,6 +127,10 @@ static void usage (FILE *f) {
     "  -l g=mod              require library 'mod' into global 'g'\n"
     "  -v                    show Lua's version information\n"
     "  -E                    ignore environment variables (LUA_INIT, LUA_PATH...)\n"
+#ifdef SPROF_LUAJIT
+    "  -j cmd                perform LuaJIT control command (-joff, -jv...)\n"
+    "  -O[opt]               control LuaJIT optimizations (-O3, -O-fold...)\n"
+#endif
     "  -W                    turn warnings on\n"
     "  --                    stop handling options\n"
     "  -                     stop handling options and execute stdin\n"
@@ -286,6 +290,12 @@ static int lua_option (Args *a, const char *o, const char *next) {
       else if (option == 'E') a->no_env = 1;
       else a->nlua++;
       return 1;
+#ifdef SPROF_LUAJIT
+    case 'O':  /* luajit's -O[level|flag|param=value,...] */
+      a->nlua++;
+      return 1;
+    case 'j':
+#endif
     case 'e': case 'l': {
       int took = 1;
       const char *value = o + 2;
@@ -399,9 +409,13 @@ static int next_lua_option (char **argv, int *i, const char **value) {
   while (*i < args.options_end) {
     const char *o = argv[(*i)++];
     if (value_option(o)) (*i)++;  /* skip its value */
-    else if (o[1] == 'e' || o[1] == 'l') {
+    else if (o[1] == 'e' || o[1] == 'l' || o[1] == 'j') {
       *value = o[2] != '\0' ? o + 2 : argv[(*i)++];
       return o[1];
+    }
+    else if (o[1] == 'O') {
+      *value = o + 2;
+      return 'O';
     }
     else if (o[1] == 'W') {
       *value = NULL;
@@ -749,6 +763,37 @@ static int dolibrary (lua_State *L, const char *spec) {
 
 
 /* -e, -l and -W in command-line order; 0 if some code failed */
+#ifdef SPROF_LUAJIT
+/* luajit's -j cmd[=arg,...] (jit.on, jit.off, jit.flush, or a jit.*
+** module's start: -jv, -jdump) and -O[opt,...] (jit.opt.start), as
+** luajit.c runs them. */
+static const char jit_option_code[] =
+  "local kind, value = ...\n"
+  "local name, rest = value, ''\n"
+  "if kind == 'j' then name, rest = value:match('^([^=]*)=?(.*)$') end\n"
+  "local args = {}\n"
+  "for a in (kind == 'O' and value or rest):gmatch('[^,]+') do\n"
+  "  args[#args + 1] = a\n"
+  "end\n"
+  "if kind == 'O' then return require('jit.opt').start(unpack(args)) end\n"
+  "local f = jit[name]\n"
+  "if type(f) ~= 'function' then f = require('jit.' .. name).start end\n"
+  "return f(unpack(args))\n";
+
+static int dojitoption (lua_State *L, int kind, const char *value) {
+  char letter = (char)kind;
+  int status = luaL_loadbuffer(L, jit_option_code, sizeof jit_option_code - 1,
+                               "=(command line)");
+  if (status == LUA_OK) {
+    lua_pushlstring(L, &letter, 1);
+    lua_pushstring(L, value);
+    status = docall(L, 2, 0);
+  }
+  return report_failure(L, status);
+}
+#endif
+
+
 static int run_lua_options (lua_State *L, char **argv) {
   const char *value;
   int i = 1, option;
@@ -758,6 +803,11 @@ static int run_lua_options (lua_State *L, char **argv) {
       lua_warning(L, "@on", 0);
 #endif
     }
+#ifdef SPROF_LUAJIT
+    else if (option == 'j' || option == 'O') {
+      if (dojitoption(L, option, value) != LUA_OK) return 0;
+    }
+#endif
     else if ((option == 'e' ? dostring(L, value)
                             : dolibrary(L, value)) != LUA_OK)
       return 0;

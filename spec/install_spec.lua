@@ -48,9 +48,11 @@ end
 -- "sprof.auto".
 local function check_lua (path, cpath, module_dir, version)
   version = version or "5.4"
-  local suffix = version == "5.1" and "" or "_" .. version:gsub("%.", "_")
+  local old = version == "5.1" or version == "luajit"  -- LUA_PATH, no suffix
+  local suffix = old and "" or "_" .. version:gsub("%.", "_")
+  local lua = version == "luajit" and "luajit" or "lua" .. version
   local env = { ["LUA_PATH" .. suffix] = path, ["LUA_CPATH" .. suffix] = cpath }
-  local r = run_ok("lua" .. version .. " " .. q(h.script(hot_spot .. [[
+  local r = run_ok(lua .. " " .. q(h.script(hot_spot .. [[
 local sprof = require "sprof"
 print(package.searchpath and package.searchpath("sprof", package.cpath)
       or package.cpath:match("^(.*)/%?%.so") .. "/sprof.so")
@@ -67,7 +69,7 @@ io.write(p:output("collapsed"))
   local out = h.tmpfile(".collapsed")
   env["LUA_INIT" .. suffix] = 'require "sprof.auto"'
   env.SPROF_OUTPUT = out
-  run_ok("lua" .. version .. " " .. q(h.script(hot_spot .. "hot_spot(0.3)\n")), env)
+  run_ok(lua .. " " .. q(h.script(hot_spot .. "hot_spot(0.3)\n")), env)
   local report = h.read(out) or ""
   assert.is_true(hot_share(report) > 0.5, report)
 end
@@ -197,6 +199,21 @@ describe("cmake --install into a temporary prefix", function ()
       assert.is_true(hot_share(collapsed) > 0.5, collapsed)
     end)
   end
+
+  -- LuaJIT shares lib/lua/5.1 with Lua 5.1: its build is sprof_luajit.so
+  -- there, and 5.1's sprof.so opens it when LuaJIT requires "sprof"
+  local jit_built = h.read(h.build .. "/CMakeCache.txt"):find("LUAluajit_FOUND:INTERNAL=1", 1, true)
+  local jit_test = jit_built and h.run("command -v luajit").status == 0 and it or pending
+  jit_test("gives LuaJIT its module beside 5.1's, the Lua-side modules and sprof-luajit", function ()
+    assert.is_truthy(h.read(prefix .. "/lib/lua/5.1/sprof_luajit.so"))
+    check_lua(prefix .. "/share/lua/5.1/?.lua", prefix .. "/lib/lua/5.1/?.so",
+              prefix .. "/lib/lua/5.1", "luajit")
+    local r = run_ok(q(prefix .. "/bin/sprof-luajit") .. " -r collapsed -o - "
+                     .. q(h.script(hot_spot .. "hot_spot(0.3)\n")),
+                     { XDG_STATE_HOME = root .. "/state" })
+    assert.is_true(hot_share(r.out) > 0.5, r.out)
+    assert.matches("%[jit compiled%]", r.out)
+  end)
 
   it("names no fixed prefix nor the build in sprof.pc and the Lua modules", function ()
     local r = h.run(("grep -rl -e %s -e /usr/local %s %s"):format(

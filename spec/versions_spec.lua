@@ -88,6 +88,26 @@ describe("libsprof-preload.so", function ()
     end)
   end
 
+  -- LuaJIT runs one profiler per process: the first state is profiled,
+  -- the second says so once and runs as it would
+  local jit_host = h.build .. "/spec/plain_hostluajit"
+  local jit_test = exists(h.build .. "/libsprof-luajit.so") and exists(jit_host) and it or pending
+  jit_test("profiles the first state of a host linked with libluajit, the other says why not", function ()
+    local out = h.tmpfile("-%n.collapsed")
+    local script = h.script("print('ran') " .. HOT)
+    local plain = h.run(q(jit_host) .. " " .. q(script))
+    local r = h.run(q(jit_host) .. " " .. q(script),
+                    { LD_PRELOAD = preload(PRELOAD), SPROF_OUTPUT = out })
+    assert.are.equal(plain.status, r.status)
+    assert.are.equal("ran\nran\n", r.out)
+    assert.are.equal("sprof: LuaJIT runs one profiler at a time in a process (its profiler "
+      .. "is process-wide): stop the other one first\n", r.err)
+    local report = h.read((out:gsub("%%n", "1"))) or ""
+    local stacks = h.collapsed(report)
+    assert.is_true(h.time_in(stacks, "hot_spot") >= 0.15e6, report)
+    assert.matches("%[jit compiled%]", report)
+  end)
+
   it("leaves a host that links libsprof itself to it", function ()
     local r = h.run(q(h.build .. "/examples/host/host"), { LD_PRELOAD = preload(PRELOAD) })
     assert.are.equal(0, r.status, r.err)
