@@ -45,8 +45,7 @@ Profiler *profiler_new (double interval, const char *clock, int native,
     return NULL;
   }
 #ifdef SPROF_LUAJIT
-  /* LuaJIT's timer runs on CPU time, in whole milliseconds; native frames
-     would need its SIGPROF (see jit.c) */
+  /* LuaJIT's timer runs on CPU time, in whole milliseconds */
   if (interval < 0.001) {
     *error = "sprof: on LuaJIT the interval is at least 0.001 s (LuaJIT's "
              "profiler ticks in whole milliseconds)";
@@ -54,7 +53,6 @@ Profiler *profiler_new (double interval, const char *clock, int native,
   }
   interval = (double)(long)(interval * 1000 + 0.5) / 1000;
   kind = CLOCK_KIND_CPU;
-  native = 0;
 #endif
   P = calloc(1, sizeof *P);
   if (P == NULL || !session_init(&P->session)) {
@@ -68,8 +66,13 @@ Profiler *profiler_new (double interval, const char *clock, int native,
   if (native) {
     P->ring = calloc(1, sizeof *P->ring);
     P->replay = calloc(SPROF_REPLAYS, sizeof *P->replay);
+#ifdef SPROF_LUAJIT
+    P->names = P->ring && P->replay
+               ? native_names_new((uintptr_t)capture_jit_sample) : NULL;
+#else
     P->names = P->ring && P->replay
                ? native_names_new((uintptr_t)capture_hook) : NULL;
+#endif
     if (P->names == NULL) {  /* go on without: Lua frames still work */
       free(P->ring);
       free(P->replay);
@@ -285,7 +288,7 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
   atomic_store(&P->in_hook, 0);
 #ifdef SPROF_LUAJIT
-  if (P->L != P->main) add_suspended_run(P);
+  if (P->in_coroutine) add_suspended_run(P);
 #endif
   memory_stop(P, L);
   S->duration_ns += capture_now(CLOCK_KIND_WALL) - P->run_wall_ns;

@@ -5,6 +5,7 @@
 ** Between samples nothing of ours runs.
 */
 #include <errno.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ uint64_t capture_now (ClockKind clock) {
 ** inside the hook (for modules loaded after start), so it must not
 ** allocate Lua objects: a collection there could run finalizers.
 */
-static void learn_name (Profiler *P, lua_CFunction fn, const char *module,
+static void learn_name (Profiler *P, const void *fn, const char *module,
                         const char *field) {
   size_t mlen = module ? strlen(module) + 1 : 0, flen = strlen(field);
   char **list, *name;
@@ -55,13 +56,22 @@ static void learn_name (Profiler *P, lua_CFunction fn, const char *module,
 }
 
 
+/* What stands for a C function: its address, or, for LuaJIT's fast
+** functions (written in assembler, with no address to give), the
+** address of the function object. */
+static const void *cfunction_key (lua_State *L, int idx) {
+  lua_CFunction fn = lua_tocfunction(L, idx);
+  return fn != NULL ? (const void *)fn : lua_topointer(L, idx);
+}
+
+
 /* Names the C functions in the table on the top of the stack. */
 void capture_learn_module (Profiler *P, lua_State *L, const char *module) {
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)
-        && lua_tocfunction(L, -1) != NULL)
-      learn_name(P, lua_tocfunction(L, -1), module, lua_tostring(L, -2));
+        && cfunction_key(L, -1) != NULL)
+      learn_name(P, cfunction_key(L, -1), module, lua_tostring(L, -2));
     lua_pop(L, 1);
   }
 }
@@ -122,7 +132,7 @@ void capture_free_cnames (Profiler *P) {
 
 /* The package.loaded name of fn; modules required since the last look
 ** are looked at again, at most once a second. */
-static const char *cname_of (Profiler *P, lua_State *L, lua_CFunction fn) {
+static const char *cname_of (Profiler *P, lua_State *L, const void *fn) {
   int i = P->cnames.keys ? map_get(&P->cnames, (uint64_t)(uintptr_t)fn) : -1;
   if (i < 0 && P->last_ns >= P->next_learn_ns) {
     P->next_learn_ns = P->last_ns + 1000000000u;
@@ -153,20 +163,20 @@ static int frame_of (Profiler *P, lua_State *L, lua_Debug *d,
   if (d->what[0] == 't')  /* 5.1: where a tail call was, its caller gone */
     return -1;            /* (5.2 on keeps no such level) */
   if (d->what[0] == 'C') {
-    lua_CFunction fn;
+    const void *fn;
     const char *name;
     lua_getinfo(L, "f", d);
-    fn = lua_tocfunction(L, -1);
+    fn = cfunction_key(L, -1);
+    *cfun = (const void *)lua_tocfunction(L, -1);
     lua_pop(L, 1);
-    *cfun = (const void *)fn;
-    known = session_find_frame(S, FRAME_C, "", "[C]", 0, (const void *)fn);
+    known = session_find_frame(S, FRAME_C, "", "[C]", 0, fn);
     if (known >= 0) return known;
     name = cname_of(P, L, fn);
     if (name == NULL) {
       lua_getinfo(L, "n", d);
       name = d->name ? d->name : UNNAMED_C;
     }
-    return session_frame(S, FRAME_C, name, "[C]", 0, (const void *)fn);
+    return session_frame(S, FRAME_C, name, "[C]", 0, fn);
   }
   if (d->what[0] == 'm')
     return session_frame(S, FRAME_LUA, "(main chunk)", source_name(d), 0, NULL);
@@ -471,6 +481,61 @@ void capture_record (Profiler *P, lua_State *L, int level) {
 }
 
 
+/* A native frame that is a C function Lua knows (its start is one of
+** package.loaded's, "table.sort") becomes that function's frame: a
+** stripped library has no name for it. */
+static void as_c_function (Profiler *P, int *frame) {
+  const Frame *f = &P->session.frames[*frame];
+  int k, c;
+  if (f->kind != FRAME_NATIVE || f->addr == NULL || P->cnames.keys == NULL)
+    return;
+  k = map_get(&P->cnames, (uint64_t)(uintptr_t)f->addr);
+  if (k < 0) return;
+  c = session_frame(&P->session, FRAME_C, P->cname_list[k], "[C]", 0, f->addr);
+  if (c >= 0) *frame = c;
+}
+
+
+/*
+** LuaJIT: the captures of the ticks since the last callback (jit.c) are
+** used at a 'C' tick only ('use'), when a C function ran: the last one,
+** merged with the Lua frames of now into P->merged, shows what it did.
+** The callback comes later than the tick: when the C function has
+** returned, its native frames go under its caller, which runs now; when
+** it has called back into Lua (table.sort's comparator), the Lua frames
+** inner to it began after the tick and are left out. Returns the merged
+** count, 0 for none: a capture taken in compiled code (or a helper it
+** called) stops at the trace, which has no unwind tables, and never
+** reaches the VM's frame.
+*/
+static int jit_native (Profiler *P, int nlua, int use) {
+  NativeRing *R = P->ring;
+  unsigned head = atomic_load(&R->head), tail = atomic_load(&R->tail);
+  const NativeCapture *c = head != tail
+                           ? &R->slot[(head - 1) % SPROF_NATIVE_SLOTS] : NULL;
+  int room = (int)(sizeof P->merged / sizeof P->merged[0]);
+  int n = 0, host_from, lua_from, vm, first = 0, i;
+  if (use && c != NULL && nlua > 0
+      && (vm = native_find(P->names, &P->session, c, NULL)) >= 0) {
+    for (i = 0; i < nlua; i++) {
+      int at = P->cfun[i] ? native_find(P->names, &P->session, c, P->cfun[i])
+                          : -1;
+      if (at >= 0 && at < vm) { first = i; break; }
+    }
+    n = native_merge(P->names, &P->session, c, P->stack + first,
+                     P->cfun + first, nlua - first, P->merged, room,
+                     &host_from, &lua_from);
+    for (i = host_from; i < n; i++)
+      if (P->session.frames[P->merged[i]].kind == FRAME_NATIVE)
+        P->session.frames[P->merged[i]].host = 1;
+    for (i = 0; i < host_from; i++) as_c_function(P, &P->merged[i]);
+  }
+  atomic_store(&R->tail, head);  /* (no tick captures while in_hook) */
+  if (atomic_load(&R->code_stale)) native_refresh_code(R);
+  return n;
+}
+
+
 /* The leaf that says what the VM did at a LuaJIT tick, or NULL when it
 ** interpreted Lua code. At 'C' the C function has returned by the time
 ** of the callback: its time stands under the Lua function that called
@@ -495,22 +560,25 @@ static const char *vmstate_leaf (int vmstate) {
 void capture_jit_sample (Profiler *P, lua_State *L, int vmstate) {
   const char *leaf = vmstate_leaf(vmstate);
   uint64_t t0 = capture_now(CLOCK_KIND_WALL), weight;
-  int n, f;
+  int n, f, merged = 0;
   if (atomic_load(&P->in_hook) || !P->running) return;  /* stopping */
   atomic_store(&P->in_hook, 1);
   weight = take_weight(P, capture_now(P->clock));
   if (L == P->L || lua_status(P->L) != LUA_YIELD) {
     n = lua_frames(P, L, 0, NULL);
-    f = leaf ? session_frame(&P->session, FRAME_PSEUDO, leaf, "", 0, NULL)
-             : -1;
+    if (P->ring != NULL) merged = jit_native(P, n, vmstate == 'C');
+    f = leaf && merged == 0
+        ? session_frame(&P->session, FRAME_PSEUDO, leaf, "", 0, NULL) : -1;
     if (f >= 0 && n < SPROF_MAX_DEPTH) {
       memmove(P->stack + 1, P->stack, (size_t)n * sizeof *P->stack);
       P->stack[0] = f;
       n++;
     }
-    P->last_node = add_sample(P, P->stack, n, weight);
+    if (merged > 0) P->last_node = add_sample(P, P->merged, merged, weight);
+    else P->last_node = add_sample(P, P->stack, n, weight);
     P->own_ns += weight;
   }
+  else if (P->ring != NULL) jit_native(P, 0, 0);  /* not ours: dropped */
   P->hook_ns += capture_now(CLOCK_KIND_WALL) - t0;
   atomic_store(&P->in_hook, 0);
 }

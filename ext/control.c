@@ -509,17 +509,9 @@ static void forget_after_fork (void) {
 }
 
 
-int control_configure (const ControlSettings *c, char *why, size_t whylen) {
+static int configure (const ControlSettings *c, char *why, size_t whylen) {
   pthread_condattr_t attr;
   int err;
-#ifdef SPROF_LUAJIT
-  /* LuaJIT's profiler is started and stopped in the Lua thread, not by
-     a controller thread */
-  (void)c;
-  snprintf(why, whylen, "sprof: SPROF_SIGNAL and SPROF_PERIOD are not "
-           "available on LuaJIT: profile with SPROF_OUTPUT at exit");
-  return -1;
-#endif
   pthread_mutex_lock(&C.lock);
   if (C.configured) {  /* the first settings stand */
     pthread_mutex_unlock(&C.lock);
@@ -568,6 +560,21 @@ int control_configure (const ControlSettings *c, char *why, size_t whylen) {
   atexit(control_shutdown);
   pthread_mutex_unlock(&C.lock);
   return 0;
+}
+
+
+int control_configure (const ControlSettings *c, char *why, size_t whylen) {
+#ifdef SPROF_LUAJIT
+  /* LuaJIT's profiler is started and stopped in the Lua thread, not by
+     a controller thread */
+  (void)c;
+  (void)configure;
+  snprintf(why, whylen, "sprof: SPROF_SIGNAL and SPROF_PERIOD are not "
+           "available on LuaJIT: profile with SPROF_OUTPUT at exit");
+  return -1;
+#else
+  return configure(c, why, whylen);
+#endif
 }
 
 

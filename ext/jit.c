@@ -10,7 +10,9 @@
 */
 #ifdef SPROF_LUAJIT
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "profiler.h"
 
@@ -20,6 +22,9 @@
 ** delivered as SIGPROF), so one profiler runs at a time in a process.
 */
 static Profiler *_Atomic jit_owner;
+/* LuaJIT's SIGPROF handler, which ours calls after its capture */
+static struct sigaction jit_action;
+static int chained;  /* ours is installed over it */
 
 
 int jit_claim (Profiler *P) {
@@ -35,6 +40,25 @@ void jit_release (Profiler *P) {
 }
 
 
+/*
+** Async-signal-safe: LuaJIT's tick. With native frames on, the native
+** stack goes into the ring first (the callback uses it when a C function
+** ran), then LuaJIT's own handler marks the sample as due. The tick is
+** process CPU time: it may land in another thread, which is not ours.
+*/
+static void on_tick (int sig, siginfo_t *info, void *context) {
+  Profiler *P = atomic_load(&jit_owner);
+  int saved_errno = errno;
+  if (P != NULL && P->ring != NULL && !atomic_load(&P->in_hook)
+      && profile_gettid() == P->tid)
+    native_capture(P->ring, context, capture_now(P->clock), 1);
+  errno = saved_errno;
+  if (jit_action.sa_flags & SA_SIGINFO) jit_action.sa_sigaction(sig, info, context);
+  else if (jit_action.sa_handler != SIG_DFL && jit_action.sa_handler != SIG_IGN)
+    jit_action.sa_handler(sig);
+}
+
+
 static void on_sample (void *data, lua_State *L, int samples, int vmstate) {
   (void)samples;  /* the time since the last callback weighs it instead */
   capture_jit_sample((Profiler *)data, L, vmstate);
@@ -42,12 +66,26 @@ static void on_sample (void *data, lua_State *L, int samples, int vmstate) {
 
 
 /* LuaJIT's timer ticks in whole milliseconds (profiler_new rounds). The
-** main thread starts it: the coroutine that started may be gone at stop. */
+** thread that starts is kept alive until the stop, which needs a thread of
+** the same state (5.1's API reaches no main thread from a coroutine). */
 int jit_timer_start (Profiler *P) {
   char mode[24];
   snprintf(mode, sizeof mode, "i%d", (int)(P->interval * 1000 + 0.5));
   if (!jit_claim(P)) return EBUSY;
-  luaJIT_profile_start(P->main, mode, on_sample, P);
+  P->in_coroutine = !lua_pushthread(P->L);
+  P->jit_ref = luaL_ref(P->L, LUA_REGISTRYINDEX);
+  luaJIT_profile_start(P->L, mode, on_sample, P);
+  if (P->ring != NULL) {
+    struct sigaction ours;
+    /* LuaJIT's compiled traces have no unwind tables: a tick in one is
+       not unwound (its time has the [jit compiled] leaf) */
+    P->ring->stop_outside = 1;
+    memset(&ours, 0, sizeof ours);
+    ours.sa_sigaction = on_tick;
+    ours.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&ours.sa_mask);
+    chained = sigaction(SIGPROF, &ours, &jit_action) == 0;
+  }
   return 0;
 }
 
@@ -55,7 +93,10 @@ int jit_timer_start (Profiler *P) {
 /* LuaJIT flushes its compiled traces as it stops (they recompile). */
 void jit_timer_stop (Profiler *P) {
   if (atomic_load(&jit_owner) != P) return;
-  luaJIT_profile_stop(P->main);
+  if (chained) sigaction(SIGPROF, &jit_action, NULL);  /* LuaJIT's, to */
+  chained = 0;                                         /* put back ours */
+  luaJIT_profile_stop(P->L);
+  luaL_unref(P->L, LUA_REGISTRYINDEX, P->jit_ref);
   jit_release(P);
 }
 

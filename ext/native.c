@@ -96,7 +96,7 @@ static int unwind (NativeRing *R, void *ucontext, uintptr_t *ip,
   int total, i, from = -1, n;
   if (!in_known_code(R, pc)) {
     atomic_store(&R->code_stale, 1);
-    return unwind_steps(ucontext, ip, truncated);
+    return R->stop_outside ? 0 : unwind_steps(ucontext, ip, truncated);
   }
   total = unw_backtrace(trace, (int)(sizeof trace / sizeof trace[0]));
   for (i = 0; i < total && i <= HANDLER_FRAMES; i++)
@@ -508,6 +508,13 @@ static uintptr_t probe_vm (lua_State *L) {
   lua_pushcfunction(L, probe_capture);
   lua_call(L, 0, 0);
   nd = probe_starts(direct);
+#ifdef SPROF_LUAJIT
+  /* LuaJIT's interpreter is one assembler routine that calls C functions
+     itself, even from lua_call: its frame is the one that called ours */
+  (void)via_lua;
+  (void)i;
+  return nd > 1 ? direct[1] : 0;
+#endif
   if (luaL_loadstring(L, "local probe = ... probe()") != LUA_OK) return 0;
   lua_pushcfunction(L, probe_capture);
   lua_call(L, 1, 0);
@@ -638,6 +645,15 @@ static int find_start (NativeNames *N, Session *S, const NativeCapture *c,
 static int skip_own_hook (NativeNames *N, Session *S, const NativeCapture *c) {
   int i = find_start(N, S, c, 0, N->own_hook);
   return i < 0 ? 0 : i + 1;
+}
+
+
+/* The index in c of the innermost frame of the function that starts at
+** 'fn' (0: the VM's), or -1. A capture taken in code without unwind
+** tables (LuaJIT's compiled traces) stops before the VM's frame. */
+int native_find (NativeNames *N, Session *S, const NativeCapture *c,
+                 const void *fn) {
+  return find_start(N, S, c, 0, fn ? (uintptr_t)fn : N->vm_execute);
 }
 
 

@@ -34,6 +34,7 @@ typedef struct NativeRing {
   atomic_int ncode;
   unsigned long long code_version;  /* dlopens + dlcloses seen by it */
   atomic_int code_stale;  /* the handler met code outside the ranges */
+  int stop_outside;     /* then take no capture (LuaJIT: its traces) */
 } NativeRing;
 
 typedef struct NativeNames NativeNames;
@@ -46,6 +47,8 @@ NativeNames *native_names_new (uintptr_t own_hook);
 void native_names_free (NativeNames *N);
 void native_names_reset (NativeNames *N);
 void native_name_frames (NativeNames *N, Session *S);
+int native_find (NativeNames *N, Session *S, const NativeCapture *c,
+                 const void *fn);
 int native_merge (NativeNames *N, Session *S, const NativeCapture *c,
                   const int *lua, const void *const *cfun, int nlua,
                   int *out, int room, int *host_from, int *lua_from);

@@ -126,6 +126,9 @@ typedef struct Profiler {
   uint64_t own_ns;        /* LuaJIT: weight of this run's own samples; the
                              rest of its wall time, when it started in a
                              coroutine, it was suspended */
+  int in_coroutine;       /* LuaJIT: L is not its state's main thread */
+  int jit_ref;            /* LuaJIT: registry reference to L, alive for
+                             luaJIT_profile_stop */
   char error[256];        /* the last error message */
 } Profiler;
 

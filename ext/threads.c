@@ -260,6 +260,7 @@ lua_State *threads_resumed_by (Profiler *P, lua_State *L) {
 ** to recognise them however the program reaches them. They come from a
 ** fresh copy of the library: the program may have replaced the globals.
 */
+#ifndef SPROF_LUAJIT
 static void learn_coroutine_functions (Profiler *P, lua_State *L) {
   int top = lua_gettop(L);
   P->resume_fn = P->wrap_fn = NULL;
@@ -276,6 +277,7 @@ static void learn_coroutine_functions (Profiler *P, lua_State *L) {
   }
   lua_settop(L, top);
 }
+#endif
 
 
 void threads_start (Profiler *P, lua_State *L) {
@@ -283,7 +285,9 @@ void threads_start (Profiler *P, lua_State *L) {
   memset(t, 0, sizeof *t);
   t->L = L;
   P->nthreads = 1;
+#ifndef SPROF_LUAJIT  /* no hook there to recognise a resume in */
   learn_coroutine_functions(P, L);
+#endif
   lua_newtable(L);
   P->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
