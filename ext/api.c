@@ -231,6 +231,14 @@ const char *profiler_start (Profiler *P, lua_State *L) {
 
 
 #ifdef SPROF_LUAJIT
+/* The node of an [unsampled] frame at the root, or 0. */
+static int unsampled_node (Profiler *P) {
+  int f = session_frame(&P->session, FRAME_PSEUDO, "[unsampled]", "", 0, NULL);
+  int node = f >= 0 ? session_add_stack(&P->session, &f, 1, 0, 0) : -1;
+  return node > 0 ? node : 0;
+}
+
+
 /*
 ** LuaJIT's samples come with CPU time, so a profile started in a
 ** coroutine (a request) sees none while it waits: the wall time of the
@@ -253,6 +261,8 @@ static void add_suspended_run (Profiler *P) {
 */
 const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   Session *S = &P->session;
+  lua_State *last_at = L;  /* the stack the time since the last sample
+                              goes to; NULL: that sample's */
   if (!P->running)
     return fail(P, "sprof: stop() called but the profiler is not running; "
                    "call start() first");
@@ -283,8 +293,17 @@ const char *profiler_stop_from (Profiler *P, lua_State *L, int level) {
   threads_stop(P);
   P->running = 0;
   atomic_store(&P->in_hook, 1);  /* the last sample's allocations are ours */
+#ifdef SPROF_LUAJIT
+  /* LuaJIT's ticks come at the kernel's (every 4 ms here) and its
+     callbacks later still: the time since the last one was more likely
+     spent where that one was than in the code that stops. With no sample
+     in the run (a short one, or bursts of CPU shorter than the kernel's
+     tick, which the process timer then misses) where it went is unknown */
+  if (P->own_ns == 0) P->last_node = unsampled_node(P);
+  if (P->last_node > 0) last_at = NULL;
+#endif
   P->own_ns += capture_now(P->clock) - P->last_ns;
-  if (L != NULL) capture_record(P, L, level);
+  if (last_at != NULL) capture_record(P, last_at, level);
   else session_add_weight(S, P->last_node, capture_now(P->clock) - P->last_ns);
   atomic_store(&P->in_hook, 0);
 #ifdef SPROF_LUAJIT
@@ -320,6 +339,7 @@ void profiler_reset (Profiler *P) {
   P->last_node = 0;
   P->handler_ns = P->hook_ns = P->sampler_cpu_ns = 0;
   P->reported_overhead_ns = P->reported_sampler_ns = 0;
+  P->own_ns = 0;
   if (P->running) {
     P->session.start_time = unix_time();
     P->run_wall_ns = P->first_wall_ns = capture_now(CLOCK_KIND_WALL);

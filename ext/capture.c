@@ -228,6 +228,52 @@ static int is_resuming (lua_State *R) {
 }
 
 
+#ifdef SPROF_LUAJIT
+/* The coroutine a resuming thread R resumes: the argument of its
+** coroutine.resume, or the upvalue of its coroutine.wrap function. */
+static lua_State *resumed_from (lua_State *R) {
+  lua_Debug d;
+  lua_State *co = NULL;
+  if (!is_resuming(R) || !lua_getstack(R, 0, &d) || !lua_checkstack(R, 2))
+    return NULL;
+  if (lua_getlocal(R, &d, 1) != NULL) {
+    co = lua_tothread(R, -1);
+    lua_pop(R, 1);
+  }
+  if (co == NULL && lua_getinfo(R, "f", &d)) {
+    if (lua_getupvalue(R, -1, 1) != NULL) {
+      co = lua_tothread(R, -1);
+      lua_pop(R, 1);
+    }
+    lua_pop(R, 1);
+  }
+  return co;
+}
+
+
+/*
+** LuaJIT has no hook to learn resumers from: the chain is followed from
+** the thread that started, down what each resuming thread resumes, to L.
+** Appends the frames of the threads on the way, nearest first; returns
+** the new count, or -1 when L is not on it.
+*/
+static int walk_resume_chain (Profiler *P, lua_State *L, int n) {
+  lua_State *chain[SPROF_MAX_THREADS + 1];
+  int k = 0;
+  chain[0] = P->L;
+  while (k < SPROF_MAX_THREADS) {
+    lua_State *next = resumed_from(chain[k]);
+    if (next == NULL || next == chain[k]) return -1;
+    if (next == L) break;
+    chain[++k] = next;
+  }
+  if (k == SPROF_MAX_THREADS) return -1;
+  for (; k >= 0; k--) n = walk(P, chain[k], 0, n);
+  return n;
+}
+#endif
+
+
 /*
 ** Appends the frames of whoever resumed thread L: its resumer if known
 ** and still resuming, that one's resumer, and so on; where the chain is
@@ -237,6 +283,10 @@ static int is_resuming (lua_State *R) {
 static int walk_resumers (Profiler *P, lua_State *L, int n) {
   lua_State *main = P->threads[0].L;
   int hops;
+#ifdef SPROF_LUAJIT
+  int chained = L != main ? walk_resume_chain(P, L, n) : -1;
+  if (chained >= 0) return chained;
+#endif
   for (hops = 0; L != main && hops < SPROF_MAX_THREADS; hops++) {
     Armed *t = threads_find(P, L);
     lua_State *R = t ? t->resumer : NULL;

@@ -771,15 +771,27 @@ static const char jit_option_code[] =
   "local kind, value = ...\n"
   "local name, rest = value, ''\n"
   "if kind == 'j' then name, rest = value:match('^([^=]*)=?(.*)$') end\n"
-  "local args = {}\n"
-  "for a in (kind == 'O' and value or rest):gmatch('[^,]+') do\n"
-  "  args[#args + 1] = a\n"
+  "if kind == 'j' and name == 'p' then\n"
+  "  error('-jp is LuaJIT\\'s own profiler, which would stop sprof\\'s: '\n"
+  "        .. 'use one or the other', 0)\n"
   "end\n"
-  "if kind == 'O' then return require('jit.opt').start(unpack(args)) end\n"
+  "local args, n = {}, 0\n"  /* empty pieces stay, as nil, as in luajit */
+  "for a in ((kind == 'O' and value or rest) .. ','):gmatch('([^,]*),') do\n"
+  "  n = n + 1\n"
+  "  if a ~= '' then args[n] = a end\n"
+  "end\n"
+  "if kind == 'O' then return require('jit.opt').start(unpack(args, 1, n)) end\n"
   "local f = jit[name]\n"
-  "if type(f) ~= 'function' then f = require('jit.' .. name).start end\n"
-  "return f(unpack(args))\n";
+  "if type(f) ~= 'function' then\n"
+  "  local ok, m = pcall(require, 'jit.' .. name)\n"
+  "  if not ok or type(m) ~= 'table' or type(m.start) ~= 'function' then\n"
+  "    error('unknown luaJIT command or jit.* modules not installed', 0)\n"
+  "  end\n"
+  "  f = m.start\n"
+  "end\n"
+  "return f(unpack(args, 1, n))\n";
 
+/* (no traceback: luajit prints these errors in one line) */
 static int dojitoption (lua_State *L, int kind, const char *value) {
   char letter = (char)kind;
   int status = luaL_loadbuffer(L, jit_option_code, sizeof jit_option_code - 1,
@@ -787,7 +799,7 @@ static int dojitoption (lua_State *L, int kind, const char *value) {
   if (status == LUA_OK) {
     lua_pushlstring(L, &letter, 1);
     lua_pushstring(L, value);
-    status = docall(L, 2, 0);
+    status = lua_pcall(L, 2, 0, 0);
   }
   return report_failure(L, status);
 }

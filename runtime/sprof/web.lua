@@ -14,6 +14,9 @@
 --   core.register_service("app", "http", require("sprof.web").haproxy(fn, opts))
 --   -- Apache mod_lua (the LuaMapHandler script's entry function):
 --   function handle (r) return require("sprof.web").apache(r, app, opts) end
+--   -- nginx's Lua module (OpenResty), in a module that the location's
+--   -- content_by_lua_block calls: app.serve()
+--   app.serve = require("sprof.web").ngx(handler, opts)
 --   -- anything else: web.wants, web.new, web.profile / web.pprofile,
 --   -- web.respond (below)
 --
@@ -29,7 +32,8 @@
 --   interval, clock, native   passed to sprof.new
 --   render    render options: { show_all =, threshold = }
 --   log       function (message) for the wrapper's own messages; default:
---             print under mod_magnet (lighttpd's error log), else stderr
+--             print under mod_magnet (lighttpd's error log), the server's
+--             error log under HAProxy, Apache and nginx, else stderr
 local web = {}
 
 local find, sub, gsub, gmatch, match, byte, char, format, lower =
@@ -635,6 +639,189 @@ function web.apache (r, handler, opts)
   r.headers_out["Cache-Control"] = "no-store"
   r:write(body)
   return APACHE_OK
+end
+
+---------------------------------------------------------------------------
+-- nginx with its Lua module (lua-nginx-module, as in OpenResty; LuaJIT).
+-- Wraps the app's content handler; the location calls what it returns:
+--   app.serve = web.ngx(handler, opts)
+--   location / { content_by_lua_block { require("app").serve() } }
+-- handler(...) answers through the ngx API as usual (ngx.status,
+-- ngx.header, ngx.say / ngx.print, ngx.exit). Each worker has a Lua state
+-- of its own and runs each request in a coroutine: the profiler runs in
+-- the request's, and the time the request waits (ngx.sleep, cosockets)
+-- while the worker serves others shows as [suspended]. LuaJIT profiles
+-- one state at a time, and a worker one request: another ?profile
+-- meanwhile is served unprofiled, with a line in the error log.
+--
+-- The ngx API is a global table that all the worker's requests share.
+-- While a request is profiled, its functions that send the response or
+-- end the request are stand-ins: for the profiled request they drop what
+-- the handler sends (when the report is the response) and end the run
+-- before the request ends (ngx.exit never returns to the handler); for
+-- any other request they are nginx's own.
+
+local NGX_SENDING = { "print", "say", "flush", "eof", "send_headers" }
+local NGX_ENDING = { "exit", "redirect", "exec" }
+
+local ngx_api      -- the global ngx table, once web.ngx has been called
+local ngx_own = {}  -- nginx's own functions, by name
+local ngx_stand_ins = {}
+
+-- The worker's profiled request: its run, held until the run ends (the
+-- request's coroutine may be dropped without it, see ngx_end_stale), and
+-- the request's ngx.ctx, held weakly: nginx frees that table when the
+-- request ends, so an empty holder is a request that is over.
+local ngx_run = nil
+local WEAK_VALUES = { __mode = "v" }
+
+local function ngx_log (msg)
+  ngx_api.log(ngx_api.WARN, msg)
+end
+
+local function request_ctx () return ngx_api.ctx end
+
+-- The run of the request this code serves, if that one is profiled
+-- (ngx.ctx is the request's own table, in its light threads too).
+local function ngx_profiled ()
+  local rec = ngx_run
+  if not rec then return nil end
+  local ok, ctx = pcall(request_ctx)  -- (no request in init phases)
+  if ok and ctx == rec.ngx_ctx[1] then return rec end
+  return nil
+end
+
+local function ngx_install ()
+  for name, f in pairs(ngx_stand_ins) do
+    if ngx_api[name] ~= f then
+      ngx_own[name] = ngx_api[name]
+      ngx_api[name] = f
+    end
+  end
+end
+
+local function ngx_restore ()
+  for name, f in pairs(ngx_stand_ins) do
+    if ngx_api[name] == f then ngx_api[name] = ngx_own[name] end
+  end
+end
+
+-- After the run has ended: nginx's own functions back.
+local function ngx_done (rec)
+  if ngx_run == rec then ngx_run = nil end
+  ngx_restore()
+end
+
+-- A run whose request ended without coming back to the wrapper (through
+-- a copy of ngx.exit taken before the run began, or a client gone with
+-- lua_check_client_abort): once a full collection has freed the
+-- request's ngx.ctx, its profiler is stopped and the run dropped.
+-- (A ?profile while another request is profiled costs a full collection.)
+local function ngx_end_stale ()
+  local rec = ngx_run
+  if not rec then return end
+  if rec.ngx_ctx[1] ~= nil then collectgarbage() end
+  if rec.ngx_ctx[1] ~= nil then return end  -- its request goes on
+  local p = rec.profiler
+  if p:running() then p:stop() end
+  p:reset()
+  if current.run == rec then current.run = nil end
+  ngx_done(rec)
+  log(rec.options, "the run of " .. (rec.method or "") .. " " .. (rec.path or "")
+      .. " ended without sprof.web (a copy of ngx.exit?): no report")
+end
+
+-- Sends the report of a run without a save_dir as the response: its
+-- headers replace those the handler set.
+local function ngx_send (rec)
+  local ngx = ngx_api
+  if ngx.headers_sent then
+    -- through a copy of ngx.print / ngx.say taken before the run began
+    log(rec.options, "the report of " .. (rec.method or "") .. " " .. (rec.path or "")
+        .. " cannot be sent: the handler has sent its response already"
+        .. " (save_dir keeps the reports)")
+    rec.profiler:reset()
+    return
+  end
+  local body, ctype, status = web.respond(rec)
+  for name in pairs(ngx.resp.get_headers()) do ngx.header[name] = nil end
+  ngx.status = status
+  ngx.header["Content-Type"] = ctype
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
+for _, name in ipairs(NGX_SENDING) do
+  ngx_stand_ins[name] = function (...)
+    local rec = ngx_profiled()
+    if rec and not rec.save_dir then return 1 end  -- the report answers
+    return ngx_own[name](...)
+  end
+end
+
+for _, name in ipairs(NGX_ENDING) do
+  ngx_stand_ins[name] = function (...)
+    local rec = ngx_profiled()
+    if rec then  -- the handler ends its request here: end the run first
+      record.__close(rec, nil)
+      ngx_done(rec)
+      if not rec.save_dir then
+        ngx_send(rec)
+        return ngx_own.exit(ngx_api.HTTP_OK)
+      end
+    end
+    return ngx_own[name](...)
+  end
+end
+
+function web.ngx (handler, opts)
+  if type(handler) ~= "function" then
+    error("sprof.web: ngx wants the content handler, got " .. type(handler), 2)
+  end
+  check(opts, 2)
+  ngx_api = rawget(_G, "ngx")
+  if type(ngx_api) ~= "table" then
+    error("sprof.web: ngx runs in nginx's Lua module only (no ngx table here)", 2)
+  end
+  if not (opts and opts.log) then
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    o.log = ngx_log
+    checked[o] = true
+    opts = o
+  end
+  return function (...)
+    local ngx = ngx_api
+    local query = ngx.var.args
+    if not web.wants(opts, query) then return handler(...) end
+
+    ngx_end_stale()
+    local rec, why = web.new(opts, { method = ngx.req.get_method(),
+                                     path = ngx.var.uri, query = query })
+    if not rec then
+      if find(why, "module 'sprof' not found", 1, true) then
+        why = "no sprof.so for LuaJIT on lua_package_cpath (a build's"
+              .. " luajit/sprof.so, or lib/lua/5.1/ of an install)"
+      end
+      log(opts, "not profiled: " .. match(why, "^[^\n]*"))
+      return handler(...)
+    end
+    rec.ngx_ctx = setmetatable({ ngx.ctx }, WEAK_VALUES)
+    ngx_run = rec
+    ngx_install()
+    -- (when the handler ends the request, with ngx.exit, what follows
+    -- does not run: the stand-in has ended the run)
+    local ok, err, trace = web.pprofile(rec, handler, ...)
+    ngx_done(rec)
+    if rec.save_dir then  -- the normal response; an error goes on to nginx
+      if not ok then error(err, 0) end
+      return
+    end
+    if not ok then log(opts, (rec.method or "") .. " " .. (rec.path or "")
+                        .. " failed: " .. (trace or tostring(err))) end
+    ngx_send(rec)
+  end
 end
 
 return web
