@@ -16,6 +16,11 @@ local app = {}
 local gsub, find, sub, format = string.gsub, string.find, string.sub,
   string.format
 local concat, sort = table.concat, table.sort
+-- (LuaJIT and Lua 5.1 have no math.type: there a number without a
+-- fraction that a double holds exactly is written as an integer)
+local mtype = math.type or function (x)
+  return x % 1 == 0 and x >= -2^53 and x <= 2^53 and "integer" or "float"
+end
 
 -- The data: a catalogue made up the same way each time, as if it came
 -- from a database.
@@ -146,7 +151,7 @@ local function encode_value (v, out)
     if v ~= v or v == math.huge or v == -math.huge then
       out[#out + 1] = "null"
     else
-      out[#out + 1] = math.type(v) == "integer" and format("%d", v) or format("%.14g", v)
+      out[#out + 1] = mtype(v) == "integer" and format("%d", v) or format("%.14g", v)
     end
   elseif t == "boolean" then
     out[#out + 1] = tostring(v)
