@@ -3,8 +3,10 @@
 -- which is not the same build as the lua5.4 binary).
 --   lua5.4 bench/profiled.lua INTERVAL CLOCK NATIVE script.lua [args...]
 -- NATIVE is "native" or "lua". With SPROF_BENCH_INFO set, prints on
--- stderr the cost of one signal (a native capture) in microseconds.
--- Runs on Lua 5.4, 5.3 and 5.1, each with its own sprof.so.
+-- stderr the cost of one signal (a native capture) in microseconds, and
+-- how many samples were taken per second of CPU time (at 1 ms, 1000 when
+-- every tick gave one; LuaJIT gives one when it reaches a safe point).
+-- Runs on Lua 5.4, 5.3, 5.1 and LuaJIT, each with its own sprof.so.
 local sprof = require "sprof"
 local unpack = table.unpack or unpack  -- 5.1: a global
 local interval, clock, native, script = tonumber(arg[1]), arg[2], arg[3], arg[4]
@@ -18,7 +20,8 @@ p:stop()
 p:write("/dev/null", "text")
 if os.getenv("SPROF_BENCH_INFO") then
   local info = p:info()
-  io.stderr:write(string.format("signals %d  us/signal %.2f  hook us/sample %.2f\n",
+  io.stderr:write(string.format("signals %d  us/signal %.2f  hook us/sample %.2f"
+    .. "  samples/cpu-s %.0f\n",
     info.signals, info.signals > 0 and info.handler_time / info.signals * 1e6 or 0,
-    info.hook_time / info.samples * 1e6))
+    info.hook_time / info.samples * 1e6, info.samples / info.cpu_time))
 end
