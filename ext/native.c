@@ -496,6 +496,16 @@ static int index_of (const uintptr_t *starts, int n, uintptr_t start) {
 }
 
 
+#ifdef SPROF_LUAJIT
+/* LuaJIT's interpreter is one assembler routine that calls C functions
+** itself, even from lua_call: its frame is the one that called ours. */
+static uintptr_t probe_vm (lua_State *L) {
+  uintptr_t direct[SPROF_NATIVE_DEPTH];
+  lua_pushcfunction(L, probe_capture);
+  lua_call(L, 0, 0);
+  return probe_starts(direct) > 1 ? direct[1] : 0;
+}
+#else
 /* luaV_execute: in the stack of a C function called through a Lua
 ** function, the frames that a direct call does not have are the VM and,
 ** in some builds (Debian's lua5.4 binary), the call helper it called:
@@ -508,13 +518,6 @@ static uintptr_t probe_vm (lua_State *L) {
   lua_pushcfunction(L, probe_capture);
   lua_call(L, 0, 0);
   nd = probe_starts(direct);
-#ifdef SPROF_LUAJIT
-  /* LuaJIT's interpreter is one assembler routine that calls C functions
-     itself, even from lua_call: its frame is the one that called ours */
-  (void)via_lua;
-  (void)i;
-  return nd > 1 ? direct[1] : 0;
-#endif
   if (luaL_loadstring(L, "local probe = ... probe()") != LUA_OK) return 0;
   lua_pushcfunction(L, probe_capture);
   lua_call(L, 1, 0);
@@ -532,6 +535,7 @@ static uintptr_t probe_vm (lua_State *L) {
     }
   return 0;
 }
+#endif
 
 
 /* What lua_gc calls for a step or a full collection: the frame just
