@@ -50,6 +50,26 @@ debug.getregistry()["spec.helper " .. tmpdir] = setmetatable({}, {
 helper.tmpdir = tmpdir
 local counter = 0
 
+-- Lua code defining hot_spot(secs), busy for that much CPU time, for the
+-- scripts the specs run.
+helper.HOT_SPOT = [[
+local function hot_spot (secs)
+  local x, stop = 0, os.clock() + secs
+  while os.clock() < stop do
+    for i = 1, 10000 do x = x + i % 7 end
+  end
+  return x
+end
+]]
+
+-- A new directory under the spec's temporary one that anyone may write:
+-- servers started as root serve as another user (nobody, www-data).
+function helper.shared_dir ()
+  local dir = helper.tmpfile(".dir")
+  assert(os.execute("mkdir -m 777 " .. sh_quote(dir)))
+  return dir
+end
+
 function helper.tmpfile (suffix)
   counter = counter + 1
   return string.format("%s/f%d%s", tmpdir, counter, suffix or "")

@@ -27,15 +27,7 @@ local function real (dir)
 end
 
 -- A Lua function busy for 'secs' of CPU time, and code that calls it.
-local hot_spot = [[
-local function hot_spot (secs)
-  local x, stop = 0, os.clock() + secs
-  while os.clock() < stop do
-    for i = 1, 10000 do x = x + i % 7 end
-  end
-  return x
-end
-]]
+local hot_spot = h.HOT_SPOT
 
 -- Its share of a collapsed report (0 if the report does not name it).
 local function hot_share (collapsed)

@@ -160,15 +160,7 @@ end
 local HOT_END = "\nio.stderr:write(string.format('HOT %.6f\\n', hot_seconds))\n"
 
 -- 'hot_spot' busy for 'secs' of CPU
-local HOT_SPOT = [[
-local function hot_spot (secs)
-  local x, stop = 0, os.clock() + secs
-  while os.clock() < stop do
-    for i = 1, 10000 do x = x + i % 7 end
-  end
-  return x
-end
-]]
+local HOT_SPOT = h.HOT_SPOT
 
 describe("LuaJIT", function ()
   if missing then return pending(missing) end

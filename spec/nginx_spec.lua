@@ -76,11 +76,7 @@ end
 -- in the spec's temporary directory and write where the tests ask them to.
 os.execute("chmod o+x " .. h.quote(h.tmpdir))
 
-local function newdir ()
-  local dir = h.tmpfile(".dir")
-  assert(os.execute("mkdir -m 777 " .. h.quote(dir)))
-  return dir
-end
+local newdir = h.shared_dir
 
 ---------------------------------------------------------------------------
 -- servers

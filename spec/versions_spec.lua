@@ -17,16 +17,7 @@ for _, v in ipairs { "5.3", "5.1" } do
   if exists(h.build .. "/lua" .. v .. "/sprof.so") then others[#others + 1] = v end
 end
 
-local HOT = [[
-local function hot_spot (secs)
-  local x, stop = 0, os.clock() + secs
-  while os.clock() < stop do
-    for i = 1, 10000 do x = x + i % 7 end
-  end
-  return x
-end
-hot_spot(0.2)
-]]
+local HOT = h.HOT_SPOT .. "hot_spot(0.2)\n"
 
 -- LD_PRELOAD of 'lib', after a sanitizer runtime CI puts first
 local function preload (lib)
