@@ -5,7 +5,6 @@
 ** Between samples nothing of ours runs.
 */
 #include <errno.h>
-#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
