@@ -177,6 +177,7 @@ const char *profiler_start (Profiler *P, lua_State *L) {
   P->foreign = 0;  /* stopped in a forked child, started again there */
   P->main = compat_mainthread(L);
   atomic_store(&P->pending, 0);
+  atomic_store(&P->sampler_armed, 0);
   atomic_store(&P->in_hook, 0);
   atomic_store(&P->arming, 0);
   capture_learn_cnames(P, L);
@@ -202,11 +203,12 @@ const char *profiler_start (Profiler *P, lua_State *L) {
     P->session.start_time = unix_time();
     P->first_wall_ns = P->run_wall_ns;
   }
-  P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
+  P->run_cpu_ns = P->last_cpu_ns = capture_now(CLOCK_KIND_CPU);
   P->last_ns = capture_now(P->clock);
   forget_native_views(P);
   atomic_store(&P->suspended_ns, 0);
   atomic_store(&P->idle_ns, 0);
+  atomic_store(&P->seen_ns, P->last_ns);
   if (P->memory.rate > 0 && !memory_start(P, L)) {
     profile_unregister(P);
     threads_stop(P);
@@ -343,7 +345,7 @@ void profiler_reset (Profiler *P) {
   if (P->running) {
     P->session.start_time = unix_time();
     P->run_wall_ns = P->first_wall_ns = capture_now(CLOCK_KIND_WALL);
-    P->run_cpu_ns = capture_now(CLOCK_KIND_CPU);
+    P->run_cpu_ns = P->last_cpu_ns = capture_now(CLOCK_KIND_CPU);
     P->last_ns = capture_now(P->clock);
   }
 }
@@ -483,6 +485,8 @@ static void close_period (Profiler *P) {
   session_add_weight(S, 0, idle);
   session_add_weight(S, P->last_node, weight - idle);
   P->last_ns = now;
+  P->last_cpu_ns = cpu;
+  profile_seen(P, now);  /* a tick of the next period looks from here */
   S->duration_ns += wall - P->run_wall_ns;
   S->cpu_ns += cpu > P->run_cpu_ns ? cpu - P->run_cpu_ns : 0;
   P->run_wall_ns = wall;
@@ -500,13 +504,15 @@ int profiler_resume (Profiler *P) {
   /* paused, the hook records nothing: held only for the ring */
   held = profiler_hold(P);
   atomic_store(&P->pending, 0);
+  atomic_store(&P->sampler_armed, 0);
   atomic_store(&P->idle_ns, 0);
   atomic_store(&P->suspended_ns, 0);
   if (P->ring)  /* captures of before the pause are no one's time */
     atomic_store(&P->ring->tail, atomic_load(&P->ring->head));
   P->run_wall_ns = capture_now(CLOCK_KIND_WALL);
-  P->run_cpu_ns = profile_thread_cpu_ns(P);
+  P->run_cpu_ns = P->last_cpu_ns = profile_thread_cpu_ns(P);
   P->last_ns = thread_clock(P);
+  atomic_store(&P->seen_ns, P->last_ns);
   if (P->session.samples == 0 && P->session.weight_ns == 0) {
     P->session.start_time = unix_time();
     P->first_wall_ns = P->run_wall_ns;
@@ -525,6 +531,7 @@ void profiler_pause (Profiler *P) {
   profile_timer_stop(P);
   atomic_store(&P->paused, 1);  /* a tick still on its way does nothing */
   atomic_store(&P->pending, 0);
+  atomic_store(&P->sampler_armed, 0);
   if (!profiler_hold(P)) return;  /* the hook is stuck: the period is lost */
   close_period(P);
   profiler_release(P);

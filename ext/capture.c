@@ -338,6 +338,33 @@ static uint64_t take_weight (Profiler *P, uint64_t now) {
 }
 
 
+/*
+** A sample the sampler thread armed (not a tick) that weighs more wait
+** than CPU time fired as a wait ended, in the C function that waited.
+** The thread's CPU time since the previous sample ran before the wait,
+** where that sample was (within an interval of it: around waits the
+** sampler samples running code every interval, elsewhere ticks do): it
+** goes there; the rest, the wait, stays in *weight. With a tick since,
+** the thread was in this C function from that tick on, and it all stays.
+** 'whole': no tick found the thread suspended or outside Lua meanwhile.
+** Returns whether it split. With the CPU clock a sample weighs no wait.
+*/
+static int split_wait (Profiler *P, uint64_t *weight, int whole) {
+  uint64_t cpu, ran;
+  int by_sampler;
+  if (P->clock != CLOCK_KIND_WALL) return 0;
+  cpu = capture_now(CLOCK_KIND_CPU);
+  ran = cpu > P->last_cpu_ns ? cpu - P->last_cpu_ns : 0;
+  P->last_cpu_ns = cpu;
+  by_sampler = atomic_exchange(&P->sampler_armed, 0);
+  if (!by_sampler || !whole || P->last_node <= 0 || ran >= *weight - ran)
+    return 0;
+  session_add_weight(&P->session, P->last_node, ran);
+  *weight -= ran;
+  return 1;
+}
+
+
 /* The Lua heap's size: two reads of a counter (O(1), allocates nothing).
 ** Inside a finalizer lua_gc answers -1: the last size stands then. */
 static uint64_t heap_bytes (Profiler *P) {
@@ -363,9 +390,9 @@ static int add_sample (Profiler *P, int *frames, int n, uint64_t weight) {
 }
 
 
-/* The ticks that found no Lua code running (the host was busy or waiting,
-** or another state ran) are not this stack's: they go to the root,
-** "(outside Lua)". */
+/* The time of the ticks that found no Lua code running (the host was busy
+** or waiting, or another state ran) is not this stack's: it goes to the
+** root, "(outside Lua)". */
 static uint64_t add_idle (Profiler *P, uint64_t weight) {
   uint64_t idle = atomic_exchange(&P->idle_ns, 0);
   if (idle > weight) idle = weight;
@@ -440,9 +467,10 @@ static int drain_native (Profiler *P, int nlua) {
 
 /*
 ** When profiling started inside a coroutine (a request handler), the
-** time it spends suspended belongs to others. The timer counts the ticks
-** that find it suspended; that much of the next sample's weight goes to
-** where it waited, under a [suspended] frame.
+** time it spends suspended belongs to others. The ticks that find it
+** suspended count the time each stands for (since the tick before);
+** that much of the next sample's weight goes to where it waited, under a
+** [suspended] frame.
 */
 static uint64_t add_suspended (Profiler *P, int n, uint64_t weight) {
   uint64_t suspended = atomic_exchange(&P->suspended_ns, 0);
@@ -496,14 +524,20 @@ static void record (Profiler *P, lua_State *L, int level, lua_State *ran) {
   Session *S = &P->session;
   int n = lua_frames(P, L, level, ran);
   const Replay *r;
-  uint64_t weight;
+  uint64_t whole, weight;
   if (P->ring != NULL && drain_native(P, n) > 0) {
-    /* the time since the last capture: as where that capture was */
-    session_add_weight(S, P->last_node, take_weight(P, capture_now(P->clock)));
-    return;
+    weight = take_weight(P, capture_now(P->clock));
+    if (!split_wait(P, &weight, 1)) {
+      /* the time since the last capture: as where that capture was */
+      session_add_weight(S, P->last_node, weight);
+      return;
+    }  /* else the sampler armed us in a wait since: it is the frames' of now */
   }
-  weight = add_suspended(P, n, take_weight(P, capture_now(P->clock)));
-  weight = add_idle(P, weight);
+  else {
+    whole = take_weight(P, capture_now(P->clock));
+    weight = add_idle(P, add_suspended(P, n, whole));
+    split_wait(P, &weight, weight == whole);
+  }
   if (n == 0 && P->last_node > 0)  /* no Lua running: as where we were */
     session_add_weight(S, P->last_node, weight);
   else if ((r = replay_of(P, n)) != NULL) {

@@ -345,6 +345,8 @@ static int l_info (lua_State *L) {
   lua_setfield(L, -2, "handler_time");
   lua_pushnumber(L, P->hook_ns / 1e9);
   lua_setfield(L, -2, "hook_time");
+  lua_pushnumber(L, S->sampler_ns / 1e9);
+  lua_setfield(L, -2, "sampler_time");
   if (S->memory_rate > 0) push_memory_info(L, S);
   return 1;
 }

@@ -70,14 +70,20 @@ typedef struct Profiler {
   atomic_int in_hook;     /* the hook is running: do not re-arm */
   atomic_int arming;      /* the sampler thread is arming the hook */
   atomic_int pending;     /* a sample is due at the next safe point */
-  atomic_ullong suspended_ns; /* ticks that found L suspended (yielded) */
-  atomic_ullong idle_ns;  /* ticks that found no Lua code running in L */
+  atomic_ullong suspended_ns; /* time of the ticks that found L suspended */
+  atomic_ullong idle_ns;  /* time of the ticks that found no Lua running */
   atomic_ullong signal_ns;/* wall clock of the last signal: the sampler
                              thread's next tick is not needed so soon */
+  atomic_ullong seen_ns;  /* P->clock at the last tick that looked at the
+                             thread: the next one stands for the time since */
+  uint64_t capture_ns;    /* wall clock of the last native capture */
+  atomic_int sampler_armed; /* the sampler thread armed the pending sample,
+                             not a tick (see capture.c, split_wait) */
   uint64_t handler_ns;    /* time spent in the signal handler */
-  uint64_t signals;       /* signals handled (each a native capture) */
+  uint64_t signals;       /* timer signals handled (ticks that sampled) */
   uint64_t hook_ns;       /* time spent recording samples */
   uint64_t last_ns;       /* clock reading at the previous sample */
+  uint64_t last_cpu_ns;   /* the thread's CPU clock then */
   uint64_t heap_bytes;    /* the Lua heap's size at the previous sample */
   int last_node;          /* call-tree node of the previous sample */
   uint64_t run_wall_ns;   /* wall clock when this run started */
@@ -201,6 +207,7 @@ int profile_lua_running (Profiler *P);
 extern atomic_int naming_tid;
 pid_t profile_gettid (void);
 uint64_t profile_thread_cpu_ns (const Profiler *P);
+uint64_t profile_seen (Profiler *P, uint64_t now);
 uint64_t profile_sampler_ns (const Profiler *P);
 
 #endif

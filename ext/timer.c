@@ -2,17 +2,22 @@
 ** timer.c — when samples are taken.
 **
 ** Two back-ends behind profile_timer_start/_stop:
-** - wall clock: a sampler thread ticks every interval and arms the
-**   profiled thread's hook itself; no signal is sent. A signal that lands
-**   while the thread waits makes nanosleep, poll and select fail with
-**   EINTR even under SA_RESTART, and checking first whether the thread
-**   waits leaves a window (measured: a few EINTRs in 80 sleeps). When
-**   the thread waits in a C function, the hook fires as it returns, with
-**   its frame still on the stack and the whole wait as the weight.
 ** - CPU clock: a POSIX timer on the thread's CPU clock, delivered to that
 **   thread only (SIGEV_THREAD_ID); its handler arms the hook. It runs down
 **   only while the thread runs, so it does not interrupt a wait (measured:
-**   no EINTR in 640 sleeps). The kernel fires it at its tick.
+**   no EINTR in 640 sleeps). The kernel checks it at its scheduler tick,
+**   which comes anyway while the thread runs: no wake-up of its own.
+** - wall clock: the same CPU timer samples the thread while it runs (at
+**   the tick, not at each interval), and a sampler thread covers its
+**   waits, arming the hook itself; no signal is sent then. A signal that
+**   lands while the thread waits makes nanosleep, poll and select fail
+**   with EINTR even under SA_RESTART. When the thread waits in a C
+**   function, the hook fires as it returns, with its frame still on the
+**   stack and the whole wait as the weight. The sampler looks every
+**   interval only around waits (sampler_look): a wake-up costs 30-50 us
+**   of CPU in a virtual machine (bench/wakeup), 3-5% of a CPU at one per
+**   millisecond, where the tick's signal costs next to nothing
+**   (bench/timers).
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -105,6 +110,31 @@ int profile_lua_running (Profiler *P) {
 }
 
 
+/* The time since the previous tick that looked at P's thread: what this
+** tick stands for ('now' on P's clock). The sampler thread and the signal
+** handler share it; it only moves forward (a reading taken before a
+** preemption must not put an older time back). */
+uint64_t profile_seen (Profiler *P, uint64_t now) {
+  unsigned long long prev = atomic_load(&P->seen_ns);
+  while (prev < now && !atomic_compare_exchange_weak(&P->seen_ns, &prev, now))
+    ;
+  return now > prev ? now - prev : 0;
+}
+
+
+/* Whether a native capture is due: with the wall clock, at most one
+** every NATIVE_PERIOD_NS (see cputimer_start); with the CPU clock, at
+** each signal. */
+#define NATIVE_PERIOD_NS 5000000u
+
+static int native_due (Profiler *P, uint64_t wall) {
+  if (P->clock == CLOCK_KIND_CPU) return 1;
+  if (wall - P->capture_ns < NATIVE_PERIOD_NS) return 0;
+  P->capture_ns = wall;
+  return 1;
+}
+
+
 /* Async-signal-safe: unwind the native stack into the ring, mark a sample
 ** as due and arm the hook. Ours come from the POSIX timers alone: a
 ** SIGPROF sent otherwise (kill, raise, setitimer) is the program's, and
@@ -128,14 +158,19 @@ static void on_signal (int sig, siginfo_t *info, void *context) {
   for (i = 0; i < n; i++) {
     Profiler *P = mine[i];
     uint64_t t0 = capture_now(CLOCK_KIND_WALL);
+    uint64_t now = P->clock == CLOCK_KIND_WALL ? t0 : capture_now(P->clock);
+    uint64_t seen = profile_seen(P, now);
     int in_lua = !atomic_load(&P->in_hook) && profile_lua_running(P);
-    uint64_t tick = (uint64_t)(P->interval * 1e9);
     if (lua_status(P->L) == LUA_YIELD)  /* another coroutine's time */
-      atomic_fetch_add(&P->suspended_ns, tick);
+      atomic_fetch_add(&P->suspended_ns, seen);
     else if (!runs[i] && nruns > 0)  /* another state's time */
-      atomic_fetch_add(&P->idle_ns, tick);
-    else if (!atomic_load(&P->in_hook) && atomic_load(&naming_tid) != tid)
-      native_capture(P->ring, context, capture_now(P->clock), in_lua);
+      atomic_fetch_add(&P->idle_ns, seen);
+    else if (P->ring != NULL && !atomic_load(&P->in_hook)
+             && atomic_load(&naming_tid) != tid && native_due(P, t0))
+      native_capture(P->ring, context, now, in_lua);  /* the host's, or ours */
+    else if (!runs[i])  /* the host's own time, with no capture to show it */
+      atomic_fetch_add(&P->idle_ns, seen);
+    atomic_store(&P->sampler_armed, 0);  /* a tick's: all of it ran here */
     atomic_store(&P->pending, 1);
     if (!atomic_load(&P->in_hook)) capture_arm(P);
     atomic_store(&P->signal_ns, t0);
@@ -256,14 +291,16 @@ void profile_unregister (Profiler *P) {
 ** The handshake with the hook (arming / in_hook, both seq_cst) keeps
 ** our arm from interleaving with the hook's disarm.
 */
-static void sampler_arm (Profiler *P, uint64_t step) {
-  atomic_store(&P->pending, 1);
+static void sampler_arm (Profiler *P) {
+  if (!atomic_exchange(&P->pending, 1))  /* else a tick's */
+    atomic_store(&P->sampler_armed, 1);
   atomic_fetch_add(&P->arming, 1);  /* a count: the controller may hold too */
   if (!atomic_load(&P->in_hook)) {
+    uint64_t seen = profile_seen(P, capture_now(CLOCK_KIND_WALL));
     if (lua_status(P->L) == LUA_YIELD)  /* see capture.c, suspended */
-      atomic_fetch_add(&P->suspended_ns, step);
+      atomic_fetch_add(&P->suspended_ns, seen);
     else if (!profile_lua_running(P))  /* the host's time, or a state's */
-      atomic_fetch_add(&P->idle_ns, step);
+      atomic_fetch_add(&P->idle_ns, seen);
     capture_arm(P);
   }
   atomic_fetch_sub(&P->arming, 1);
@@ -294,34 +331,126 @@ static int sampler_sleep (Profiler *P, const struct timespec *next) {
 
 
 /*
-** With native frames on, the CPU timer's signal also takes samples (with
-** their native stacks): each one stands for our next tick, which would
-** only add a sample and the hook's cost. The sample rate stays one per
-** interval.
+** What the sampler reads of the profiled thread at each look: its CPU
+** clock, and whether it waits now (sleeping, in a disk wait or stopped;
+** not running or runnable), from /proc/<pid>/task/<tid>/stat. A thread
+** that queues for a CPU does not wait: the next tick's sample, where it
+** runs again, takes that time. Without the file, a thread that did not
+** run since the last look counts as waiting.
 */
+typedef struct ThreadLook {
+  uint64_t wall, ran;
+  int waiting;
+} ThreadLook;
+
+static int open_stat (const Profiler *P) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)getpid(),
+           (int)P->tid);
+  return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+
+/* Whether the thread waits now: the state letter after its name, which
+** is in parentheses and may hold ')' and spaces, so it follows the last
+** ')' (the name has at most 15 bytes: the read holds it). */
+static int waits_now (int fd, int ran) {
+  char buf[512], *paren;
+  ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+  if (n <= 0) return !ran;
+  buf[n] = '\0';
+  paren = strrchr(buf, ')');
+  return paren != NULL && paren[1] == ' ' && paren[2] != 'R' && paren[2] != '\0';
+}
+
+
+static void look_at (const Profiler *P, int fd, const ThreadLook *was,
+                     ThreadLook *now) {
+  now->wall = capture_now(CLOCK_KIND_WALL);
+  now->ran = profile_thread_cpu_ns(P);
+  now->waiting = waits_now(fd, was == NULL || now->ran != was->ran);
+}
+
+
+/*
+** The sampler thread's pace, from one look at the thread. It arms the
+** hook unless the CPU timer's signal came within an interval (the thread
+** ran and got its sample).
+** - It waits now: arm, so that the hook fires as the wait ends. Waits
+**   come in runs: look every interval for SAMPLER_HOLD_NS. Once one wait
+**   has lasted that long (the thread did not run since), look less
+**   often, up to every 4 intervals: nothing changes until it runs (a look
+**   outside Lua or while suspended counts the time since the last one
+**   as such).
+** - It runs, within SAMPLER_HOLD_NS of a wait: arm, as the sampler did
+**   every interval before; the work between waits (a request's) is
+**   often shorter than a tick, which would miss most of it.
+** - It runs, longer: its CPU timer samples it. Look less and less often,
+**   up to every SAMPLER_MAX_SLEEP_NS. A wait shorter than that, after
+**   such a stretch, may go unseen: its time then goes to the next sample.
+*/
+#define SAMPLER_MAX_SLEEP_NS 16000000u
+#define SAMPLER_HOLD_NS 50000000u
+
+typedef struct SamplerPace {
+  uint64_t step;        /* the interval */
+  uint64_t sleep;       /* until the next look */
+  uint64_t hold_until;  /* look every interval until then */
+  uint64_t wait_start;  /* when the wait going on was first seen */
+} SamplerPace;
+
+static void longer (SamplerPace *pace, uint64_t most) {
+  if (most < pace->step) most = pace->step;
+  pace->sleep = pace->sleep * 2 < most ? pace->sleep * 2 : most;
+}
+
+
+static void sampler_look (Profiler *P, const ThreadLook *was,
+                          const ThreadLook *now, SamplerPace *pace) {
+  uint64_t last_signal = atomic_load(&P->signal_ns);
+  int armable = now->wall < last_signal
+                || now->wall - last_signal >= pace->step;
+  int ran = now->ran != was->ran;
+  if (now->waiting) {
+    if (armable) sampler_arm(P);
+    if (ran || !was->waiting) pace->wait_start = now->wall;
+    pace->hold_until = now->wall + SAMPLER_HOLD_NS;
+    if (now->wall - pace->wait_start >= SAMPLER_HOLD_NS)
+      longer(pace, 4 * pace->step);
+    else pace->sleep = pace->step;
+  }
+  else if (now->wall < pace->hold_until) {
+    if (armable && ran) sampler_arm(P);
+    pace->sleep = pace->step;
+  }
+  else longer(pace, SAMPLER_MAX_SLEEP_NS);
+}
+
+
 static void *sampler_main (void *arg) {
   Profiler *P = arg;
-  uint64_t step = (uint64_t)(P->interval * 1e9 + 0.5);
-  struct timespec next, now;
+  SamplerPace pace = {0, 0, 0, 0};
+  int fd = open_stat(P);
+  ThreadLook was, now;
+  struct timespec next;
+  pace.step = pace.sleep = (uint64_t)(P->interval * 1e9 + 0.5);
+  look_at(P, fd, NULL, &was);
   clock_gettime(CLOCK_MONOTONIC, &next);
-  add_ns(&next, step);
+  add_ns(&next, pace.sleep);
   while (sampler_sleep(P, &next)) {
-    uint64_t woke = capture_now(CLOCK_KIND_WALL);
-    if (woke - atomic_load(&P->signal_ns) >= step) sampler_arm(P, step);
-    add_ns(&next, step);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > next.tv_sec
-        || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec)) {
-      next = now;  /* fell behind: skip ticks rather than burst */
-      add_ns(&next, step);
-    }
+    look_at(P, fd, &was, &now);
+    sampler_look(P, &was, &now, &pace);
+    was = now;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    add_ns(&next, pace.sleep);
   }
+  if (fd >= 0) close(fd);
   /* its own CPU time, read here: once woken by a stop, the thread may be
      gone before the stopping thread could read its clock (the join makes
      the sum visible there) */
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  P->sampler_cpu_ns += (uint64_t)now.tv_sec * 1000000000u
-                       + (uint64_t)now.tv_nsec;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &next);
+  P->sampler_cpu_ns += (uint64_t)next.tv_sec * 1000000000u
+                       + (uint64_t)next.tv_nsec;
   return NULL;
 }
 
@@ -390,22 +519,18 @@ static void sampler_stop (Profiler *P) {
 /* --------------------------------------------- CPU clock: POSIX timer */
 
 /*
-** With the wall clock the CPU timer only takes the native captures; the
-** samples between them take the native view last captured for their Lua
-** stack. A capture costs far more than its handler's 4-20 us (the signal,
-** and the caches it evicts: on table.sort, 250 captures a second cost 1.5%
-** of the run against 0.5% measured inside the handler), so they come at
-** most every 5 ms of CPU time (the kernel fires the timer at its next
-** tick: every 8 ms with this kernel's 4 ms tick).
+** The timer's period is the interval; the kernel fires it at its next
+** tick (every 4 ms with this kernel). With the wall clock and native
+** frames, the samples between native captures take the native view
+** last captured for their Lua stack: a capture costs far more than its
+** handler's 4-20 us (the caches it evicts: on table.sort, 250 captures a
+** second cost 1.5% of the run against 0.5% measured inside the handler),
+** so they come at most every NATIVE_PERIOD_NS (native_due).
 */
-#define NATIVE_PERIOD_NS 5000000u
-
 static int cputimer_start (Profiler *P) {
   struct sigevent sev;
   struct itimerspec its;
   uint64_t step = (uint64_t)(P->interval * 1e9 + 0.5);
-  if (P->clock == CLOCK_KIND_WALL && step < NATIVE_PERIOD_NS)
-    step = NATIVE_PERIOD_NS;
   memset(&sev, 0, sizeof sev);
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = PROFILE_SIGNAL;
@@ -437,9 +562,9 @@ static void cputimer_stop (Profiler *P) {
 
 
 /*
-** Native frames can only be unwound on the thread itself, in a signal
-** handler: with the wall clock, the CPU timer runs too, for them (it
-** does not interrupt waits; the sampler thread still covers those).
+** With the wall clock both run: the CPU timer samples the running thread
+** (and only a handler on the thread itself can unwind its native
+** frames); the sampler thread covers its waits.
 */
 int profile_timer_start (Profiler *P) {
 #ifdef SPROF_LUAJIT
@@ -448,7 +573,7 @@ int profile_timer_start (Profiler *P) {
   int err;
   if (P->clock == CLOCK_KIND_CPU) return cputimer_start(P);
   err = sampler_start(P);
-  if (err == 0 && P->ring != NULL && (err = cputimer_start(P)) != 0)
+  if (err == 0 && (err = cputimer_start(P)) != 0)
     sampler_stop(P);
   return err;
 #endif

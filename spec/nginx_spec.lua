@@ -347,7 +347,10 @@ local function slow_report (session)
   local _, total = h.session_time(session, "slow")
   local own = total - h.session_time(session, "[suspended]")
   assert.is_true(own > 0)
-  if unsampled < 0.5 * own then
+  if session.samples < 4 then  -- too few ticks to judge shares (seen: 2,
+    -- one in slow and one in the wrapper's header call right after it)
+    assert.is_true(slow + unsampled > 0, stacks_of(session))
+  elseif unsampled < 0.5 * own then
     hot(session, "slow")
   else
     assert.is_true(slow + unsampled > 0.8 * own, stacks_of(session))

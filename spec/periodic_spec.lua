@@ -274,7 +274,8 @@ print(math.floor(late - early + 0.5))
     local _, last = top { dir .. "/" .. list[#list - 1] }
     assert.is_true(last < 0.25 and middle < 0.25, ("middle %.3f s, last %.3f s"):format(middle, last))
     -- over 2 s of CPU, one profile of the whole run grows with its distinct
-    -- stacks (0.5 to 0.9 MB here); in periods it does not. Measured as the
+    -- stacks (about 0.27 MB here, at the kernel's 250 samples a second);
+    -- in periods it does not. Measured as the
     -- C heap in use, not the resident size, which keeps the peak of a slow
     -- period's snapshot (1 MB once, in a run that stayed bounded). A
     -- sanitizer's allocator keeps freed memory: not measured there
@@ -283,7 +284,7 @@ print(math.floor(late - early + 0.5))
       local whole = h.run("lua5.4 " .. h.quote(script),
         auto_env { SPROF_OUTPUT = dir .. "/whole.pb.gz", DIR = dir })
       local whole_growth = tonumber(whole.out)
-      assert.is_true(whole_growth > 300, "the whole run grew " .. whole_growth .. " KB")
+      assert.is_true(whole_growth > 150, "the whole run grew " .. whole_growth .. " KB")
       assert.is_true(periodic_growth < 0.5 * whole_growth,
                      ("in periods %d KB, whole %d KB"):format(periodic_growth, whole_growth))
     end
@@ -471,7 +472,9 @@ describe("SPROF_PERIOD's overhead", function ()
     for name in p:lines() do
       local json = h.read(dir .. "/" .. name)
       local samples = tonumber(json:match('"samples":(%d+)'))
-      if samples and samples > 50 then  -- a period of the busy loop
+      -- a period of the busy loop: 0.2 s at the kernel's tick (250 Hz on
+      -- Debian, 100 Hz at the least), while the thread runs
+      if samples and samples > 10 then
         assert.is_true(tonumber(json:match('"sampler_ns":(%d+)')) > 0, name)
         assert.is_true(tonumber(json:match('"overhead_ns":(%d+)')) > 0, name)
         checked = checked + 1
