@@ -88,46 +88,40 @@ nap() wait_child() burn()
     assert.is_true(total >= 950000, r.out)
   end)
 
-  it("gives short waits between stretches of work to the C function that waited (wall clock)", function ()
-    -- 20 ms of CPU, then a 5 ms sleep, for 1.5 s: a fifth of the run waits,
-    -- in waits shorter than the sampler thread's longest sleep
-    local script = h.script [[
+  -- Profiles a loop of 'work' (CPU seconds) and 'pause' (a sleep in a C
+  -- function), 'rounds' times; returns their shares of the run and the
+  -- report for a failure message.
+  local function work_and_pause (work, pause, rounds)
+    local script = h.script(([[
 local sleepy = require "sleepy"
 local clock = os.clock
-local function work () local t = clock() repeat until clock() - t >= 0.02 end
-local function pause () assert(sleepy.nanosleep(0.005)) end
-for _ = 1, 60 do work() pause() end
-]]
+local function work () local t = clock() repeat until clock() - t >= %g end
+local function pause () assert(sleepy.nanosleep(%g)) end
+for _ = 1, %d do work() pause() end
+]]):format(work, pause, rounds))
     local r = h.sprof("-r collapsed -o -", script)
     assert.are.equal(0, r.status, r.err)
     local stacks, total = h.collapsed(r.out)
-    local pause = h.time_in(stacks, "sleepy.nanosleep", "pause")
-    local work = h.time_in(stacks, "work")
-    local report = ("pause %.0f%%, work %.0f%%\n%s"):format(pause / total * 100,
-      work / total * 100, r.out)
-    assert.is_true(pause / total >= 0.12 and pause / total <= 0.3, report)
-    assert.is_true(work / total >= 0.65, report)
+    local waited = h.time_in(stacks, "sleepy.nanosleep", "pause") / total
+    local worked = h.time_in(stacks, "work") / total
+    return worked, waited, ("work %.0f%%, pause %.0f%%\n%s"):format(worked * 100,
+      waited * 100, r.out)
+  end
+
+  it("gives short waits between stretches of work to the C function that waited (wall clock)", function ()
+    -- 20 ms of CPU, then a 5 ms sleep, for 1.5 s: a fifth of the run waits,
+    -- in waits shorter than the sampler thread's longest sleep
+    local worked, waited, report = work_and_pause(0.02, 0.005, 60)
+    assert.is_true(waited >= 0.12 and waited <= 0.3, report)
+    assert.is_true(worked >= 0.65, report)
   end)
 
   it("gives work shorter than the kernel's tick between waits to the code that did it (wall clock)", function ()
     -- 1 ms of CPU, then a 2 ms sleep, 400 times: a third of the run works
     -- in bursts that a 4 ms tick mostly misses (a server's requests)
-    local script = h.script [[
-local sleepy = require "sleepy"
-local clock = os.clock
-local function work () local t = clock() repeat until clock() - t >= 0.001 end
-local function pause () assert(sleepy.nanosleep(0.002)) end
-for _ = 1, 400 do work() pause() end
-]]
-    local r = h.sprof("-r collapsed -o -", script)
-    assert.are.equal(0, r.status, r.err)
-    local stacks, total = h.collapsed(r.out)
-    local pause = h.time_in(stacks, "sleepy.nanosleep", "pause")
-    local work = h.time_in(stacks, "work")
-    local report = ("pause %.0f%%, work %.0f%%\n%s"):format(pause / total * 100,
-      work / total * 100, r.out)
-    assert.is_true(work / total >= 0.2 and work / total <= 0.5, report)
-    assert.is_true(pause / total >= 0.45, report)
+    local worked, waited, report = work_and_pause(0.001, 0.002, 400)
+    assert.is_true(worked >= 0.2 and worked <= 0.5, report)
+    assert.is_true(waited >= 0.45, report)
   end)
 
   it("adds up to the whole run: sample weights sum to the duration", function ()
