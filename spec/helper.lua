@@ -336,12 +336,24 @@ end
 -- out the time of the frame 'not_counted' (the time Lua did not run:
 -- "[suspended]" between slices of a request, "(outside Lua)" in a whole
 -- state's profile).
+-- The session's stacks, a line each, for a failure's message.
+function helper.stacks_of (session)
+  local lines = {}
+  for _, st in ipairs(session.stacks) do
+    local names = {}
+    for _, i in ipairs(st.frames) do names[#names + 1] = session.frames[i + 1].name end
+    lines[#lines + 1] = string.format("%9.3f ms  %s", st.weight_ns / 1e6, table.concat(names, ";"))
+  end
+  return table.concat(lines, "\n")
+end
+
 function helper.hot (session, name, not_counted)
   local assert = require "luassert"
   local t, total = helper.session_time(session, name)
   total = total - helper.session_time(session, not_counted)
-  assert.is_true(total > 0)
-  assert.is_true(t / total > 0.5, string.format("%s: %.0f%% of the report", name, 100 * t / total))
+  assert.is_true(total > 0, helper.stacks_of(session))
+  assert.is_true(t / total > 0.5, string.format("%s: %.0f%% of the report; its stacks:\n%s",
+    name, 100 * t / total, helper.stacks_of(session)))
 end
 
 -- The names of the files in 'dir', sorted.

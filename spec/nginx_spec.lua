@@ -302,23 +302,11 @@ local session_of, is_report = h.session_of, h.is_report
 local time_in, has_frame = h.session_time, h.has_frame
 local files, wait_files = h.files, h.wait_files
 
--- The session's stacks, a line each, for a failure's message.
-local function stacks_of (session)
-  local lines = {}
-  for _, st in ipairs(session.stacks) do
-    local names = {}
-    for _, i in ipairs(st.frames) do names[#names + 1] = session.frames[i + 1].name end
-    lines[#lines + 1] = string.format("%9.3f ms  %s", st.weight_ns / 1e6, table.concat(names, ";"))
-  end
-  return table.concat(lines, "\n")
-end
+local stacks_of = h.stacks_of
 
 -- The hot function is most of the time the request ran (not of the time
 -- it waited while the worker served others).
-local function hot (session, name)
-  local ok, err = pcall(h.hot, session, name, "[suspended]")
-  if not ok then error(tostring(err) .. "\nthe report's stacks:\n" .. stacks_of(session), 2) end
-end
+local function hot (session, name) h.hot(session, name, "[suspended]") end
 
 -- The lines of the server's error log that hold 'text'.
 local function log_lines (server, text)
