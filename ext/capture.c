@@ -357,8 +357,8 @@ static int split_wait (Profiler *P, uint64_t *weight, int whole) {
   ran = cpu > P->last_cpu_ns ? cpu - P->last_cpu_ns : 0;
   P->last_cpu_ns = cpu;
   by_sampler = atomic_exchange(&P->sampler_armed, 0);
-  if (!by_sampler || !whole || P->last_node <= 0 || ran >= *weight - ran)
-    return 0;
+  if (!by_sampler || !whole || P->last_node <= 0 || 2 * ran >= *weight)
+    return 0;  /* (after a native capture, ran may exceed the weight) */
   session_add_weight(&P->session, P->last_node, ran);
   *weight -= ran;
   return 1;
